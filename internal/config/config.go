@@ -1,0 +1,203 @@
+// Package config reads CertDesk's configuration from environment variables.
+//
+// Every variable has a documented default except the few that must be chosen
+// deliberately (the database URL, secrets). A missing or malformed value is
+// reported as one error naming the variable, so a process can print it on one
+// line and exit non-zero instead of starting half-configured.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration shared by the worker and the starter.
+type Config struct {
+	DatabaseURL string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalUIURL     string
+
+	HTTPAddr      string
+	PublicBaseURL string
+
+	SMTPHost      string
+	SMTPPort      int
+	SMTPTLSPolicy string // mandatory, opportunistic or none
+	SMTPUsername  string
+	SMTPPassword  string
+	SMTPTimeout   time.Duration
+	MailFrom      string
+	MailReplyTo   string
+	StaffEmail    string
+
+	LogLevel slog.Level
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name     string
+	Default  string
+	Required bool
+	Help     string
+	parse    func(c *Config, v string) error
+}
+
+// Vars lists every variable CertDesk reads, in the order the README shows them.
+func Vars() []Var {
+	return []Var{
+		{Name: "DATABASE_URL", Required: true, Help: "PostgreSQL URL, e.g. postgres://postgres@127.0.0.1:5432/certdesk?sslmode=disable",
+			parse: func(c *Config, v string) error {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+					return errors.New("must be a postgres:// URL")
+				}
+				c.DatabaseURL = v
+				return nil
+			}},
+		{Name: "CERTDESK_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Help: "Temporal frontend host:port",
+			parse: func(c *Config, v string) error { return hostPort(v, &c.TemporalAddress) }},
+		{Name: "CERTDESK_TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace",
+			parse: func(c *Config, v string) error { return nonEmpty(v, &c.TemporalNamespace) }},
+		{Name: "CERTDESK_TEMPORAL_UI_URL", Default: "http://127.0.0.1:8233", Help: "Temporal Web UI base URL, used in staff emails",
+			parse: func(c *Config, v string) error { return httpURL(v, &c.TemporalUIURL) }},
+		{Name: "CERTDESK_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "starter listen address",
+			parse: func(c *Config, v string) error { return hostPort(v, &c.HTTPAddr) }},
+		{Name: "CERTDESK_PUBLIC_BASE_URL", Default: "http://127.0.0.1:8080", Help: "public base URL printed in certificates (CRL, OCSP, CA issuers) and emails",
+			parse: func(c *Config, v string) error { return httpURL(v, &c.PublicBaseURL) }},
+		{Name: "CERTDESK_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host",
+			parse: func(c *Config, v string) error { return nonEmpty(v, &c.SMTPHost) }},
+		{Name: "CERTDESK_SMTP_PORT", Default: "1025", Help: "SMTP server port",
+			parse: func(c *Config, v string) error { return port(v, &c.SMTPPort) }},
+		{Name: "CERTDESK_SMTP_TLS", Default: "opportunistic", Help: "SMTP TLS policy: mandatory, opportunistic or none",
+			parse: func(c *Config, v string) error {
+				switch v {
+				case "mandatory", "opportunistic", "none":
+					c.SMTPTLSPolicy = v
+					return nil
+				}
+				return errors.New("must be mandatory, opportunistic or none")
+			}},
+		{Name: "CERTDESK_SMTP_USERNAME", Help: "SMTP AUTH user (empty: no auth)",
+			parse: func(c *Config, v string) error { c.SMTPUsername = v; return nil }},
+		{Name: "CERTDESK_SMTP_PASSWORD", Help: "SMTP AUTH password",
+			parse: func(c *Config, v string) error { c.SMTPPassword = v; return nil }},
+		{Name: "CERTDESK_SMTP_TIMEOUT", Default: "15s", Help: "SMTP dial and command timeout",
+			parse: func(c *Config, v string) error { return duration(v, &c.SMTPTimeout) }},
+		{Name: "CERTDESK_MAIL_FROM", Default: "CertDesk <noreply@certdesk.example>", Help: "From address of every notice",
+			parse: func(c *Config, v string) error { return nonEmpty(v, &c.MailFrom) }},
+		{Name: "CERTDESK_MAIL_REPLY_TO", Default: "support@certdesk.example", Help: "Reply-To address of every notice",
+			parse: func(c *Config, v string) error { c.MailReplyTo = v; return nil }},
+		{Name: "CERTDESK_STAFF_EMAIL", Default: "staff@certdesk.example", Help: "where staff reminders, escalations and system checks go",
+			parse: func(c *Config, v string) error { return nonEmpty(v, &c.StaffEmail) }},
+		{Name: "CERTDESK_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
+			parse: func(c *Config, v string) error {
+				return c.LogLevel.UnmarshalText([]byte(v))
+			}},
+	}
+}
+
+// Load reads the configuration from the process environment.
+func Load() (*Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom reads the configuration through lookup, so tests need not touch the
+// process environment.
+func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
+	c := &Config{}
+	for _, v := range Vars() {
+		val, ok := lookup(v.Name)
+		val = strings.TrimSpace(val)
+		if !ok || val == "" {
+			if v.Required {
+				return nil, fmt.Errorf("config: %s is not set (%s)", v.Name, v.Help)
+			}
+			val = v.Default
+		}
+		if err := v.parse(c, val); err != nil {
+			return nil, fmt.Errorf("config: %s=%q: %v", v.Name, redact(v.Name, val), err)
+		}
+	}
+	return c, nil
+}
+
+// Markdown renders the variable table for the README.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
+	vars := Vars()
+	sort.SliceStable(vars, func(i, j int) bool { return vars[i].Required && !vars[j].Required })
+	for _, v := range vars {
+		def := "`" + v.Default + "`"
+		if v.Required {
+			def = "**required**"
+		} else if v.Default == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, v.Help)
+	}
+	return b.String()
+}
+
+func redact(name, v string) string {
+	if strings.Contains(name, "PASSWORD") || strings.Contains(name, "KEY") || strings.Contains(name, "SECRET") || strings.Contains(name, "PIN") || strings.Contains(name, "PASSPHRASE") {
+		return "…"
+	}
+	return v
+}
+
+func nonEmpty(v string, dst *string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	*dst = v
+	return nil
+}
+
+func hostPort(v string, dst *string) error {
+	_, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port")
+	}
+	var n int
+	if err := port(p, &n); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+func port(v string, dst *int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("must be a port number 1-65535")
+	}
+	*dst = n
+	return nil
+}
+
+func httpURL(v string, dst *string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http(s) URL")
+	}
+	*dst = strings.TrimRight(v, "/")
+	return nil
+}
+
+func duration(v string, dst *time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("must be a positive duration such as 15s")
+	}
+	*dst = d
+	return nil
+}
