@@ -1,0 +1,62 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := LoadFrom(env(map[string]string{"DATABASE_URL": "postgres://u@h/db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TemporalAddress != "127.0.0.1:7233" || c.SMTPPort != 1025 || c.SMTPTimeout != 15*time.Second || c.SMTPTLSPolicy != "opportunistic" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	cases := []struct {
+		name, value, want string
+	}{
+		{"DATABASE_URL", "", "DATABASE_URL is not set"},
+		{"DATABASE_URL", "mysql://x", "DATABASE_URL"},
+		{"CERTDESK_SMTP_PORT", "abc", "CERTDESK_SMTP_PORT"},
+		{"CERTDESK_SMTP_PORT", "70000", "CERTDESK_SMTP_PORT"},
+		{"CERTDESK_SMTP_TLS", "sometimes", "CERTDESK_SMTP_TLS"},
+		{"CERTDESK_TEMPORAL_ADDRESS", "nohostport", "CERTDESK_TEMPORAL_ADDRESS"},
+		{"CERTDESK_SMTP_TIMEOUT", "-1s", "CERTDESK_SMTP_TIMEOUT"},
+		{"CERTDESK_PUBLIC_BASE_URL", "ftp://x", "CERTDESK_PUBLIC_BASE_URL"},
+		{"CERTDESK_LOG_LEVEL", "loud", "CERTDESK_LOG_LEVEL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			m := map[string]string{"DATABASE_URL": "postgres://u@h/db"}
+			m[tc.name] = tc.value
+			_, err := LoadFrom(env(m))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretsAreNotEchoed(t *testing.T) {
+	if got := redact("CERTDESK_SMTP_PASSWORD", "hunter2"); got == "hunter2" {
+		t.Fatal("password echoed in an error")
+	}
+}
+
+func TestMarkdownListsEveryVariable(t *testing.T) {
+	md := Markdown()
+	for _, v := range Vars() {
+		if !strings.Contains(md, "`"+v.Name+"`") {
+			t.Errorf("%s missing from the README table", v.Name)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# make run: CertDesk's whole stack on one machine, no Docker.
+#
+# PostgreSQL (the server at DATABASE_URL if it answers, else a private cluster
+# under .run/pg), the Temporal dev server (SQLite under .run/, Web UI), MailDev,
+# migrations, a development CA, a demo reseller, the worker (all roles) and the
+# starter. Prints the URLs, waits for /readyz, stops everything on Ctrl-C.
+# A second run reuses .run/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN="$ROOT/.run"
+BIN="$ROOT/bin"
+mkdir -p "$RUN/logs"
+
+TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
+TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
+SMTP_PORT=${SMTP_PORT:-1025}
+MAILDEV_WEB_PORT=${MAILDEV_WEB_PORT:-1080}
+HTTP_PORT=${HTTP_PORT:-8080}
+PRIVATE_PG_PORT=${PRIVATE_PG_PORT:-55432}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/certdesk?sslmode=disable}
+
+PIDS=()
+PRIVATE_PG=""
+
+log() { printf '[make run] %s\n' "$*"; }
+
+stop_all() {
+	trap - INT TERM EXIT
+	log "stopping..."
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [[ -n "$PRIVATE_PG" ]]; then
+		as_pg "$PGBIN/pg_ctl" -D "$PRIVATE_PG" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+	log "stopped"
+}
+trap 'stop_all; exit 130' INT TERM
+trap stop_all EXIT
+
+# start NAME CMD...: runs CMD in the background, logging to .run/logs/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$RUN/logs/$name.log" 2>&1 &
+	PIDS+=($!)
+}
+
+wait_for() {
+	local what=$1 tries=$2
+	shift 2
+	for _ in $(seq 1 "$tries"); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.5
+	done
+	log "$what did not come up; see $RUN/logs/"
+	exit 1
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$SMTP_PORT" "$MAILDEV_WEB_PORT" "$HTTP_PORT"; do
+	port_free "$p" || { log "port $p is in use (override with TEMPORAL_PORT, TEMPORAL_UI_PORT, SMTP_PORT, MAILDEV_WEB_PORT, HTTP_PORT)"; exit 1; }
+done
+
+# --- PostgreSQL ------------------------------------------------------------
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+db_name=$(sed -E 's#^[^/]*//[^/]*/([^?]*).*#\1#' <<<"$DATABASE_URL")
+admin_url=$(sed -E "s#^([^/]*//[^/]*/)[^?]*#\1postgres#" <<<"$DATABASE_URL")
+if psql "$admin_url" -Atc 'select 1' >/dev/null 2>&1; then
+	log "PostgreSQL answers at DATABASE_URL"
+else
+	[[ -n "$PGBIN" ]] || { log "no PostgreSQL at DATABASE_URL and no PostgreSQL binaries to start one"; exit 1; }
+	PRIVATE_PG="$RUN/pg"
+	if [[ ! -f "$PRIVATE_PG/PG_VERSION" ]]; then
+		log "creating a private PostgreSQL cluster in $PRIVATE_PG"
+		mkdir -p "$PRIVATE_PG"
+		[[ $(id -u) -eq 0 ]] && chown postgres "$PRIVATE_PG" "$RUN"
+		as_pg "$PGBIN/initdb" -D "$PRIVATE_PG" -U postgres --auth=trust >"$RUN/logs/initdb.log"
+	fi
+	as_pg "$PGBIN/pg_ctl" -D "$PRIVATE_PG" -l "$PRIVATE_PG/server.log" -w \
+		-o "-p $PRIVATE_PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null
+	DATABASE_URL="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/$db_name?sslmode=disable"
+	admin_url="postgres://postgres@127.0.0.1:$PRIVATE_PG_PORT/postgres?sslmode=disable"
+fi
+if [[ $(psql "$admin_url" -Atc "select 1 from pg_database where datname = '$db_name'") != 1 ]]; then
+	psql "$admin_url" -qc "CREATE DATABASE \"$db_name\"" >/dev/null
+	log "created database $db_name"
+fi
+export DATABASE_URL
+
+# --- Temporal dev server ----------------------------------------------------
+sa_args=()
+for sa in CaseType=Keyword CaseStatus=Keyword ResellerID=Keyword CertificateSerial=Keyword DueAt=Datetime; do
+	sa_args+=(--search-attribute "$sa")
+done
+start temporal "$BIN/temporal" server start-dev \
+	--ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+	--db-filename "$RUN/temporal.db" \
+	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+	--log-level warn "${sa_args[@]}" ${TEMPORAL_EXTRA_ARGS:-}
+export CERTDESK_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
+export CERTDESK_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT"
+
+# --- MailDev ----------------------------------------------------------------
+start maildev node "$ROOT/tools/maildev/node_modules/maildev/bin/maildev" \
+	--smtp "$SMTP_PORT" --web "$MAILDEV_WEB_PORT" --ip 127.0.0.1 --silent
+export CERTDESK_SMTP_HOST=127.0.0.1 CERTDESK_SMTP_PORT="$SMTP_PORT" CERTDESK_SMTP_TLS=none
+export CERTDESK_HTTP_ADDR="127.0.0.1:$HTTP_PORT"
+export CERTDESK_PUBLIC_BASE_URL=${CERTDESK_PUBLIC_BASE_URL:-http://127.0.0.1:$HTTP_PORT}
+
+wait_for "Temporal" 240 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+wait_for "MailDev" 120 curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/healthz"
+
+# --- CertDesk ----------------------------------------------------------------
+"$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
+if [[ -x "$ROOT/scripts/dev-setup.sh" ]]; then
+	# shellcheck source=/dev/null
+	source "$ROOT/scripts/dev-setup.sh"
+fi
+start worker "$BIN/worker" -role "${WORKER_ROLE:-all}"
+start starter "$BIN/starter"
+wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
+
+cat <<EOF
+
+CertDesk is running. Ctrl-C stops everything.
+
+  Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz)
+  Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
+  Temporal gRPC    127.0.0.1:$TEMPORAL_PORT
+  MailDev          http://127.0.0.1:$MAILDEV_WEB_PORT   (SMTP 127.0.0.1:$SMTP_PORT)
+  PostgreSQL       $DATABASE_URL
+  Logs             $RUN/logs/
+${DEV_SETUP_SUMMARY:-}
+EOF
+
+# Wait until a child dies or Ctrl-C arrives; either way stop everything.
+set +e
+wait -n "${PIDS[@]}"
+log "a process exited; see $RUN/logs/"

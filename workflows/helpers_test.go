@@ -1,0 +1,7 @@
+package workflows
+
+import "go.temporal.io/sdk/temporal"
+
+func nonRetryable(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, "test", nil)
+}
