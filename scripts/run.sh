@@ -123,11 +123,9 @@ wait_for "Temporal" 240 "$BIN/temporal" operator cluster health --address "127.0
 wait_for "MailDev" 120 curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/healthz"
 
 # --- CertDesk ----------------------------------------------------------------
+# shellcheck source=scripts/dev-setup.sh
+source "$ROOT/scripts/dev-setup.sh"
 "$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
-if [[ -x "$ROOT/scripts/dev-setup.sh" ]]; then
-	# shellcheck source=/dev/null
-	source "$ROOT/scripts/dev-setup.sh"
-fi
 start worker "$BIN/worker" -role "${WORKER_ROLE:-all}"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"

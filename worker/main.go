@@ -3,38 +3,48 @@
 //	worker                 storage, email and validation work on "certdesk"
 //	worker -role signer    signing work on "certdesk-signing" (holds the CA keys)
 //	worker -role all       both, for development
+//	worker bootstrap-ca    create the development or production CA (key ceremony)
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
+	"certdesk/internal/dcv"
 	"certdesk/internal/logging"
+	"certdesk/internal/mailer"
+	"certdesk/internal/pii"
+	"certdesk/internal/pki"
+	"certdesk/internal/registry"
+	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "bootstrap-ca" {
+		err = bootstrapCA(os.Args[2:])
+	} else {
+		err = run(os.Args[1:])
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs := flagSet("worker")
 	role := fs.String("role", "worker", "worker, signer or all")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,6 +70,10 @@ func run(args []string) error {
 	if err := db.Migrate(ctx, pool, log); err != nil {
 		return err
 	}
+	st, bidx, err := openStore(cfg, pool)
+	if err != nil {
+		return err
+	}
 	tc, err := temporalclient.New(cfg, log)
 	if err != nil {
 		return err
@@ -68,15 +82,20 @@ func run(args []string) error {
 
 	var workers []worker.Worker
 	if *role == "worker" || *role == "all" {
-		w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-		registerMain(w, &activities.Activities{DB: pool, Config: cfg, Log: log})
-		workers = append(workers, w)
-	}
-	if *role == "signer" || *role == "all" {
-		w, err := newSigningWorker(ctx, tc, cfg, pool, log)
+		acts, err := newActivities(cfg, pool, st, bidx, log)
 		if err != nil {
 			return err
 		}
+		w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+		registerMain(w, acts)
+		workers = append(workers, w)
+	}
+	if *role == "signer" || *role == "all" {
+		w, closeKeys, err := newSigningWorker(ctx, tc, cfg, st, log)
+		if err != nil {
+			return err
+		}
+		defer closeKeys()
 		workers = append(workers, w)
 	}
 	for _, w := range workers {
@@ -85,20 +104,59 @@ func run(args []string) error {
 		}
 		defer w.Stop()
 	}
+	if *role == "worker" || *role == "all" {
+		// The schedule is best effort at start-up: Temporal may still be
+		// coming up; the next start tries again.
+		if err := ensureCRLSchedule(ctx, tc, cfg, log); err != nil {
+			log.Warn("CRL schedule not created", "error", err)
+		}
+	}
 	log.Info("worker started", "role", *role, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
 	<-ctx.Done()
 	log.Info("worker stopping")
 	return nil
 }
 
-// registerMain registers every workflow and the storage/email activities.
-func registerMain(w worker.Registry, a *activities.Activities) {
-	w.RegisterWorkflow(workflows.SystemCheck)
-	w.RegisterActivity(a)
+// openStore builds the repository with the personal-data keys.
+func openStore(cfg *config.Config, pool *sqlxDB) (*store.Store, *pii.BlindIndex, error) {
+	ring, err := pii.ParseKeyRing(cfg.PIIKeys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: CERTDESK_PII_KEYS: %w", err)
+	}
+	bidx, err := pii.ParseBlindIndexKey(cfg.BlindIndexKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: CERTDESK_BLIND_INDEX_KEY: %w", err)
+	}
+	return store.New(pool, ring, bidx), bidx, nil
 }
 
-var errNoSigner = errors.New("signer role: not available in this build")
+// newActivities wires the storage, email and validation activities.
+func newActivities(cfg *config.Config, pool *sqlxDB, st *store.Store, bidx *pii.BlindIndex, log *slog.Logger) (*activities.Activities, error) {
+	sender, err := mailer.NewSender(mailer.FromConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("mailer: %w", err)
+	}
+	profiles, err := pki.NewProfileSet(pki.ProfileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	a := &activities.Activities{
+		DB: pool, Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
+		DCV:      &dcv.Validator{HTTPPort: cfg.DCVHTTPPort, Resolver: cfg.DCVResolver},
+		Profiles: profiles, BlindIndex: bidx,
+	}
+	if cfg.RegistryFile != "" {
+		reg, err := registry.LoadFile(cfg.RegistryFile)
+		if err != nil {
+			return nil, err
+		}
+		a.Registry = reg
+	}
+	return a, nil
+}
 
-func newSigningWorker(ctx context.Context, tc client.Client, cfg *config.Config, pool any, log *slog.Logger) (worker.Worker, error) {
-	return nil, errNoSigner
+// registerMain registers every workflow and the storage/email activities.
+func registerMain(w worker.Registry, a *activities.Activities) {
+	workflows.Register(w)
+	w.RegisterActivity(a)
 }

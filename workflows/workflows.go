@@ -4,12 +4,17 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"certdesk/activities"
 	"certdesk/internal/cases"
+	"certdesk/internal/mailer"
 )
 
 // Task queues. Only the signing worker, the one process holding CA keys,
@@ -38,4 +43,114 @@ func defaultActivityOptions() workflow.ActivityOptions {
 func setStatus(ctx workflow.Context, status, details string) error {
 	workflow.SetCurrentDetails(ctx, details)
 	return workflow.UpsertTypedSearchAttributes(ctx, cases.CaseStatus.ValueSet(status))
+}
+
+// signingActivityOptions send an activity to the signing worker. Signing is
+// idempotent per business key, so retries are safe; a lint refusal is not
+// retried.
+func signingActivityOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		TaskQueue:           SigningTaskQueue,
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeCSRRejected, activities.ErrTypeInvalid},
+		},
+	}
+}
+
+// applicationErrorOf reports whether err is a non-retryable activity error of
+// errType, with its message.
+func applicationErrorOf(err error, errType string) (string, bool) {
+	var appErr *temporal.ApplicationError
+	if err != nil && errors.As(err, &appErr) && appErr.Type() == errType {
+		return appErr.Message(), true
+	}
+	return "", false
+}
+
+// notify sends one notice through the Notify activity. The idempotency key is
+// the workflow ID, the notice and keyParts, so a replayed or retried send
+// goes out once.
+func notify(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) error {
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	var a *activities.Activities
+	key := mailer.Key(workflow.GetInfo(ctx).WorkflowExecution.ID, n, keyParts...)
+	return workflow.ExecuteActivity(ctx, a.Notify, activities.NotifyInput{
+		Recipient: to,
+		Message:   mailer.Message{Notice: n, Data: data, IdempotencyKey: key},
+	}).Get(ctx, nil)
+}
+
+// deadlineWatch describes the reminders and the escalation of one waiting
+// stage; every wait in CertDesk has both.
+type deadlineWatch struct {
+	caseType   string
+	stage      string
+	start      time.Time
+	reminders  []time.Duration // after start
+	escalation time.Duration   // after start: the deadline
+	// alerts are further escalations after the deadline (e.g. day 14).
+	alerts []time.Duration
+}
+
+// startDeadlineWatch emails staff at each reminder and at the escalation
+// until the returned stop is called. Staff notices are best effort for the
+// case: a failure to email is retried by the activity, never fails the case.
+func startDeadlineWatch(ctx workflow.Context, d deadlineWatch) (stop func()) {
+	wctx, cancel := workflow.WithCancel(ctx)
+	info := workflow.GetInfo(ctx)
+	caseID := info.WorkflowExecution.ID
+	if i := strings.IndexByte(caseID, '/'); i >= 0 {
+		caseID = caseID[i+1:]
+	}
+	type point struct {
+		at     time.Duration
+		notice mailer.Notice
+		key    string
+	}
+	var points []point
+	for i, r := range d.reminders {
+		points = append(points, point{r, mailer.StaffReminder, fmt.Sprintf("%s-reminder-%d", d.stage, i+1)})
+	}
+	points = append(points, point{d.escalation, mailer.StaffEscalation, d.stage + "-escalation"})
+	for i, a := range d.alerts {
+		points = append(points, point{a, mailer.StaffEscalation, fmt.Sprintf("%s-alert-%d", d.stage, i+1)})
+	}
+	workflow.Go(wctx, func(gctx workflow.Context) {
+		for _, p := range points {
+			wait := d.start.Add(p.at).Sub(workflow.Now(gctx))
+			if wait > 0 {
+				if err := workflow.Sleep(gctx, wait); err != nil {
+					return // stopped
+				}
+			}
+			note := "reminder: waiting in " + d.stage
+			if p.notice == mailer.StaffEscalation {
+				note = "escalation: deadline reached in " + d.stage
+			}
+			_ = notify(gctx, activities.Recipient{Staff: true}, p.notice, mailer.StaffCaseData{
+				CaseType: d.caseType, CaseID: caseID, WorkflowID: info.WorkflowExecution.ID,
+				DueAt: d.start.Add(d.escalation), Note: note,
+			}, p.key)
+		}
+	})
+	return cancel
+}
+
+// Registry is what Register needs of a worker.
+type Registry interface {
+	RegisterWorkflow(w interface{})
+}
+
+// Register registers every CertDesk workflow on a worker.
+func Register(r Registry) {
+	r.RegisterWorkflow(SystemCheck)
+	r.RegisterWorkflow(Application)
+	r.RegisterWorkflow(Verification)
+	r.RegisterWorkflow(Revocation)
+	r.RegisterWorkflow(MassRevocation)
+	r.RegisterWorkflow(PublishCRLs)
 }

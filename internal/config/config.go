@@ -41,6 +41,20 @@ type Config struct {
 	StaffEmail    string
 
 	LogLevel slog.Level
+
+	PIIKeys       string // key ring "id:base64key,…", newest last (internal/pii)
+	BlindIndexKey string // base64 HMAC key for lookups (internal/pii)
+
+	CADir        string
+	CAPassphrase string
+	PKCS11Module string
+	PKCS11Token  string
+	PKCS11PIN    string
+	DCVHTTPPort  int
+	DCVResolver  string
+	RegistryFile string
+	BulkRate     float64
+	CRLRefresh   time.Duration
 }
 
 // Var documents one environment variable.
@@ -99,6 +113,37 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { c.MailReplyTo = v; return nil }},
 		{Name: "CERTDESK_STAFF_EMAIL", Default: "staff@certdesk.example", Help: "where staff reminders, escalations and system checks go",
 			parse: func(c *Config, v string) error { return nonEmpty(v, &c.StaffEmail) }},
+		{Name: "CERTDESK_PII_KEYS", Required: true, Help: "personal-data key ring `id:base64(32 bytes),…`, newest last; make a key with `openssl rand -base64 32`",
+			parse: func(c *Config, v string) error { c.PIIKeys = v; return nil }},
+		{Name: "CERTDESK_BLIND_INDEX_KEY", Required: true, Help: "base64 32-byte HMAC key for email/phone lookups (never rotate without re-indexing)",
+			parse: func(c *Config, v string) error { c.BlindIndexKey = v; return nil }},
+		{Name: "CERTDESK_CA_DIR", Default: ".run/ca", Help: "CA certificates, manifest and (file mode) encrypted keys; signer only",
+			parse: func(c *Config, v string) error { c.CADir = v; return nil }},
+		{Name: "CERTDESK_CA_PASSPHRASE", Help: "passphrase of the encrypted PKCS#8 CA key files (file mode; signer only)",
+			parse: func(c *Config, v string) error { c.CAPassphrase = v; return nil }},
+		{Name: "CERTDESK_PKCS11_MODULE", Help: "PKCS#11 module path; set to keep CA keys in an HSM (e.g. /usr/lib/softhsm/libsofthsm2.so)",
+			parse: func(c *Config, v string) error { c.PKCS11Module = v; return nil }},
+		{Name: "CERTDESK_PKCS11_TOKEN", Help: "PKCS#11 token label",
+			parse: func(c *Config, v string) error { c.PKCS11Token = v; return nil }},
+		{Name: "CERTDESK_PKCS11_PIN", Help: "PKCS#11 user PIN",
+			parse: func(c *Config, v string) error { c.PKCS11PIN = v; return nil }},
+		{Name: "CERTDESK_DCV_HTTP_PORT", Default: "80", Help: "port of the HTTP domain validation request",
+			parse: func(c *Config, v string) error { return port(v, &c.DCVHTTPPort) }},
+		{Name: "CERTDESK_DCV_RESOLVER", Default: "127.0.0.1:53", Help: "DNS server host:port for DNS TXT domain validation",
+			parse: func(c *Config, v string) error { return hostPort(v, &c.DCVResolver) }},
+		{Name: "CERTDESK_REGISTRY_FILE", Help: "JSON organisation registry for OV checks (a local data set in development)",
+			parse: func(c *Config, v string) error { c.RegistryFile = v; return nil }},
+		{Name: "CERTDESK_BULK_RATE", Default: "200", Help: "bulk notices per second",
+			parse: func(c *Config, v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil || f <= 0 {
+					return errors.New("must be a positive number")
+				}
+				c.BulkRate = f
+				return nil
+			}},
+		{Name: "CERTDESK_CRL_REFRESH", Default: "24h", Help: "how often the CRL schedule republishes every shard (BR: at least every 4 days)",
+			parse: func(c *Config, v string) error { return duration(v, &c.CRLRefresh) }},
 		{Name: "CERTDESK_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 			parse: func(c *Config, v string) error {
 				return c.LogLevel.UnmarshalText([]byte(v))

@@ -11,7 +11,7 @@ func env(m map[string]string) func(string) (string, bool) {
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := LoadFrom(env(map[string]string{"DATABASE_URL": "postgres://u@h/db"}))
+	c, err := LoadFrom(env(map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			m := map[string]string{"DATABASE_URL": "postgres://u@h/db"}
+			m := map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y"}
 			m[tc.name] = tc.value
 			_, err := LoadFrom(env(m))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"certdesk/internal/config"
+	"certdesk/workflows"
+)
+
+// ensureCRLSchedule creates the Temporal Schedule that republishes CRLs and
+// refreshes OCSP answers, if it does not exist yet.
+func ensureCRLSchedule(ctx context.Context, tc client.Client, cfg *config.Config, log *slog.Logger) error {
+	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   workflows.CRLScheduleID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.CRLRefresh}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID:        workflows.CRLScheduleID,
+			Workflow:  workflows.PublishCRLs,
+			TaskQueue: workflows.TaskQueue,
+		},
+		Overlap:            0,
+		CatchupWindow:      24 * time.Hour,
+		TriggerImmediately: true,
+	})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return nil
+	}
+	if err == nil {
+		log.Info("CRL schedule created", "every", cfg.CRLRefresh.String())
+	}
+	return err
+}

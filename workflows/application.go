@@ -1,0 +1,466 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"certdesk/activities"
+	"certdesk/internal/cases"
+	"certdesk/internal/mailer"
+)
+
+// Application statuses (also the CaseStatus search attribute).
+const (
+	AppReceived          = "received"
+	AppValidating        = "validating"
+	AppVerifyingIdentity = "verifying_identity"
+	AppAwaitingReview    = "awaiting_review"
+	AppIssuing           = "issuing"
+	AppIssued            = "issued"
+	AppRejected          = "rejected"
+	AppWithdrawn         = "withdrawn"
+	AppExpired           = "expired"
+	AppFailed            = "failed"
+)
+
+// Names staff and the starter use to talk to an application workflow.
+const (
+	ReviewUpdate   = "review"
+	WithdrawSignal = "withdraw"
+	StatusQuery    = "status"
+)
+
+// Products.
+const (
+	ProductServerDV   = "server-dv"
+	ProductServerOV   = "server-ov"
+	ProductClientSign = "client-sign"
+)
+
+// Application timing. Variables, not constants, only so tests can read them.
+var (
+	ApplicationExpiry      = 30 * 24 * time.Hour
+	ReviewReminderAfter    = 2 * 24 * time.Hour
+	ReviewEscalationAfter  = 3 * 24 * time.Hour
+	DomainValidationPeriod = 10 * time.Second
+)
+
+// ApplicationWorkflowID is the workflow ID of application id.
+func ApplicationWorkflowID(id string) string { return cases.TypeApplication + "/" + id }
+
+// ApplicationInput is a reseller's application as the starter received it.
+type ApplicationInput struct {
+	ApplicationID string
+	ResellerID    string
+	Product       string
+	CSRPEM        string
+	Domains       []string
+	ValidityDays  int
+	Subscriber    activities.SubscriberData
+	Attestation   activities.Attestation
+	// Flagged sends a DV application to staff review (e.g. a high-risk name).
+	Flagged bool
+	// DomainValidationMethod is "http-01" (file under /.well-known/pki-validation/)
+	// or "dns-txt"; empty means http-01.
+	DomainValidationMethod string
+}
+
+// ReviewDecision is the body of the review Update.
+type ReviewDecision struct {
+	Decision string `json:"decision"` // approve or reject
+	Reviewer string `json:"reviewer"`
+	Reason   string `json:"reason"`
+}
+
+// ApplicationState is what the status query returns. No personal data.
+type ApplicationState struct {
+	ApplicationID     string
+	ResellerID        string
+	Product           string
+	Status            string
+	Reason            string
+	DueAt             time.Time
+	VerificationID    string
+	CertificateSerial string
+	NotAfter          time.Time
+	// DomainTokens maps each domain to the token to publish for validation.
+	DomainTokens map[string]string
+	Review       *ReviewDecision
+}
+
+// ApplicationResult is the workflow's outcome.
+type ApplicationResult struct {
+	Status            string
+	Reason            string
+	CertificateSerial string
+}
+
+// Application runs one application from receipt to an issued certificate or
+// a final refusal (workflow 1 of the design; O1, O2, O11, O15).
+func Application(ctx workflow.Context, in ApplicationInput) (ApplicationResult, error) {
+	w := &application{in: in}
+	if err := w.setup(ctx); err != nil {
+		return ApplicationResult{}, err
+	}
+	return w.run(ctx)
+}
+
+type application struct {
+	in    ApplicationInput
+	state ApplicationState
+
+	subscriberID string
+	// committed is set once signing starts: a withdrawal can no longer stop it.
+	committed  bool
+	withdrawn  bool
+	expired    bool
+	reviewCh   workflow.Channel
+	cancelWait workflow.CancelFunc
+}
+
+func (w *application) setup(ctx workflow.Context) error {
+	start := workflow.Now(ctx)
+	w.state = ApplicationState{
+		ApplicationID: w.in.ApplicationID,
+		ResellerID:    w.in.ResellerID,
+		Product:       w.in.Product,
+		Status:        AppReceived,
+		DueAt:         start.Add(ApplicationExpiry),
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		cases.CaseType.ValueSet(cases.TypeApplication),
+		cases.CaseStatus.ValueSet(AppReceived),
+		cases.ResellerID.ValueSet(w.in.ResellerID),
+		cases.DueAt.ValueSet(w.state.DueAt),
+	); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ApplicationState, error) { return w.state, nil }); err != nil {
+		return err
+	}
+	w.reviewCh = workflow.NewBufferedChannel(ctx, 1)
+	return workflow.SetUpdateHandlerWithOptions(ctx, ReviewUpdate,
+		func(ctx workflow.Context, d ReviewDecision) (ApplicationState, error) {
+			w.state.Review = &d
+			w.reviewCh.Send(ctx, d)
+			return w.state, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
+			if w.state.Status != AppAwaitingReview || w.state.Review != nil {
+				return fmt.Errorf("application %s is %s, not awaiting review", w.in.ApplicationID, w.state.Status)
+			}
+			return validateDecision(d.Decision, d.Reviewer, d.Reason, "approve", "reject")
+		}})
+}
+
+// validateDecision refuses a staff decision that is not one of allowed, has
+// no reviewer, or refuses without a reason.
+func validateDecision(decision, reviewer, reason string, allowed ...string) error {
+	ok := false
+	for _, a := range allowed {
+		ok = ok || decision == a
+	}
+	if !ok {
+		return fmt.Errorf("decision %q is not one of %s", decision, strings.Join(allowed, ", "))
+	}
+	if strings.TrimSpace(reviewer) == "" {
+		return errors.New("reviewer is required: say who decides")
+	}
+	if decision == allowed[len(allowed)-1] && strings.TrimSpace(reason) == "" {
+		return fmt.Errorf("a %s needs a reason", decision)
+	}
+	return nil
+}
+
+func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
+	// Withdrawal and expiry cancel whatever step is waiting, until signing
+	// starts; the outcome is then recorded on a disconnected context.
+	waitCtx, cancel := workflow.WithCancel(ctx)
+	w.cancelWait = cancel
+	withdrawCh := workflow.GetSignalChannel(ctx, WithdrawSignal)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		timer := workflow.NewTimer(gctx, ApplicationExpiry)
+		for !w.committed {
+			sel := workflow.NewSelector(gctx)
+			sel.AddReceive(withdrawCh, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(gctx, nil)
+				if !w.committed {
+					w.withdrawn = true
+					cancel()
+				}
+			})
+			sel.AddFuture(timer, func(workflow.Future) {
+				if !w.committed {
+					w.expired = true
+					cancel()
+				}
+			})
+			sel.Select(gctx)
+			if w.withdrawn || w.expired {
+				return
+			}
+		}
+	})
+
+	serial, err := w.steps(waitCtx)
+	final := ctx
+	if temporal.IsCanceledError(err) || (err != nil && (w.withdrawn || w.expired)) {
+		final, _ = workflow.NewDisconnectedContext(ctx)
+		switch {
+		case w.withdrawn:
+			return w.finish(final, AppWithdrawn, "withdrawn by the reseller")
+		case w.expired:
+			return w.finish(final, AppExpired, "not completed within 30 days")
+		}
+	}
+	var rej *rejection
+	switch {
+	case errors.As(err, &rej):
+		return w.finish(final, AppRejected, rej.reason)
+	case err != nil:
+		res, ferr := w.finish(final, AppFailed, "internal failure: "+err.Error())
+		if ferr != nil {
+			return res, ferr
+		}
+		return res, err
+	}
+	w.state.CertificateSerial = serial
+	return ApplicationResult{Status: AppIssued, CertificateSerial: serial}, nil
+}
+
+// rejection ends an application as rejected with a reason the reseller sees.
+type rejection struct{ reason string }
+
+func (r *rejection) Error() string { return r.reason }
+
+func (w *application) steps(ctx workflow.Context) (string, error) {
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	var a *activities.Activities
+	in := w.in
+
+	// 1. CSR and key checks (O11, O15).
+	var csr activities.CheckCSRResult
+	err := workflow.ExecuteActivity(ctx, a.CheckCSR, activities.CheckCSRInput{
+		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, Email: in.Subscriber.Email,
+	}).Get(ctx, &csr)
+	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
+		return "", &rejection{reason: reason}
+	} else if err != nil {
+		return "", err
+	}
+
+	// 2. Record the application with its attestation (O1).
+	var rec activities.RecordApplicationResult
+	if err := workflow.ExecuteActivity(ctx, a.RecordApplication, activities.RecordApplicationInput{
+		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
+		Subscriber: in.Subscriber, Attestation: in.Attestation, DueAt: w.state.DueAt,
+	}).Get(ctx, &rec); err != nil {
+		return "", err
+	}
+	w.subscriberID = rec.SubscriberID
+	if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ApplicationReceived,
+		mailer.ApplicationReceivedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
+			Product: in.Product, ReceivedAt: workflow.GetInfo(ctx).WorkflowStartTime}); err != nil {
+		return "", err
+	}
+
+	// 3. Domain control validation for TLS products.
+	if in.Product == ProductServerDV || in.Product == ProductServerOV {
+		if err := w.validateDomains(ctx); err != nil {
+			return "", err
+		}
+	}
+
+	// 4. Identity verification for OV and client products (O2).
+	if in.Product == ProductServerOV || in.Product == ProductClientSign {
+		if err := w.verifyIdentity(ctx); err != nil {
+			return "", err
+		}
+	}
+
+	// 5. Staff review for OV and client, and DV when flagged.
+	if in.Product != ProductServerDV || in.Flagged {
+		if err := w.review(ctx); err != nil {
+			return "", err
+		}
+	}
+
+	// 6. Lint and sign on the signing queue; from here a withdrawal is refused.
+	w.committed = true
+	if err := w.setStatus(ctx, AppIssuing, "", "signing on the signing queue"); err != nil {
+		return "", err
+	}
+	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
+	var sa *activities.SigningActivities
+	var issued activities.IssueResult
+	err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
+		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
+		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
+	}).Get(ctx, &issued)
+	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
+		return "", &rejection{reason: reason}
+	} else if err != nil {
+		return "", err
+	}
+	w.state.CertificateSerial = issued.Serial
+	w.state.NotAfter = issued.NotAfter
+	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.CertificateSerial.ValueSet(issued.Serial)); err != nil {
+		return "", err
+	}
+	if err := w.setStatus(ctx, AppIssued, "", "certificate "+issued.Serial+" issued"); err != nil {
+		return "", err
+	}
+
+	// 7. Email the subscriber (certificate attached) and the reseller.
+	data := mailer.ReviewIssuedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
+		Product: in.Product, Serial: issued.Serial, NotBefore: issued.NotBefore, NotAfter: issued.NotAfter,
+		CertificatePEM: []byte(issued.CertificatePEM)}
+	if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewIssued, data); err != nil {
+		return "", err
+	}
+	if err := w.notify(ctx, activities.Recipient{ResellerID: in.ResellerID}, mailer.ReviewIssued, data, "reseller"); err != nil {
+		return "", err
+	}
+	return issued.Serial, nil
+}
+
+func (w *application) validateDomains(ctx workflow.Context) error {
+	var a *activities.Activities
+	if err := w.setStatus(ctx, AppValidating, "", "waiting for domain control validation"); err != nil {
+		return err
+	}
+	method := w.in.DomainValidationMethod
+	if method == "" {
+		method = "http-01"
+	}
+	var tokens map[string]string
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return activities.NewDomainTokens(w.in.Domains) }).Get(&tokens); err != nil {
+		return err
+	}
+	w.state.DomainTokens = tokens
+	for _, d := range w.in.Domains {
+		// The reseller publishes the token when it is ready; retry until then,
+		// bounded by the application's expiry (which cancels this context).
+		vctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: DomainValidationPeriod, BackoffCoefficient: 1.5,
+				MaximumInterval: 10 * time.Minute, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+		})
+		err := workflow.ExecuteActivity(vctx, a.ValidateDomain, activities.DomainValidationInput{
+			ApplicationID: w.in.ApplicationID, Domain: d, Method: method, Token: tokens[d],
+		}).Get(ctx, nil)
+		if reason, ok := applicationErrorOf(err, activities.ErrTypeInvalid); ok {
+			return &rejection{reason: "domain validation: " + reason}
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *application) verifyIdentity(ctx workflow.Context) error {
+	verID := "ver-" + w.in.ApplicationID
+	w.state.VerificationID = verID
+	if err := w.setStatus(ctx, AppVerifyingIdentity, "", "identity verification "+verID); err != nil {
+		return err
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        VerificationWorkflowID(verID),
+		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_TERMINATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			cases.CaseType.ValueSet(cases.TypeVerification),
+			cases.ResellerID.ValueSet(w.in.ResellerID),
+		),
+	})
+	var res VerificationResult
+	if err := workflow.ExecuteChildWorkflow(cctx, Verification, VerificationInput{
+		VerificationID: verID,
+		Purpose:        cases.TypeApplication,
+		CaseRef:        w.in.ApplicationID,
+		ResellerID:     w.in.ResellerID,
+		SubjectRef:     w.subscriberID,
+		Email:          w.in.Subscriber.Email,
+		Organization:   w.in.Subscriber.Organization,
+		Country:        w.in.Subscriber.Country,
+		CheckRegistry:  w.in.Product == ProductServerOV,
+	}).Get(ctx, &res); err != nil {
+		return err
+	}
+	if !res.Verified {
+		return &rejection{reason: "identity verification failed: " + res.Reason}
+	}
+	return nil
+}
+
+func (w *application) review(ctx workflow.Context) error {
+	if err := w.setStatus(ctx, AppAwaitingReview, "", "waiting for the staff review Update"); err != nil {
+		return err
+	}
+	due := workflow.Now(ctx).Add(ReviewEscalationAfter)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.DueAt.ValueSet(due)); err != nil {
+		return err
+	}
+	stop := startDeadlineWatch(ctx, deadlineWatch{
+		caseType: cases.TypeApplication, stage: AppAwaitingReview, start: workflow.Now(ctx),
+		reminders: []time.Duration{ReviewReminderAfter}, escalation: ReviewEscalationAfter,
+	})
+	defer stop()
+	var d ReviewDecision
+	w.reviewCh.Receive(ctx, &d)
+	if ctx.Err() != nil {
+		return temporal.NewCanceledError()
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.DueAt.ValueSet(w.state.DueAt)); err != nil {
+		return err
+	}
+	if d.Decision == "reject" {
+		return &rejection{reason: d.Reason}
+	}
+	return nil
+}
+
+// finish records a final status other than issued and tells the subscriber.
+func (w *application) finish(ctx workflow.Context, status, reason string) (ApplicationResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	w.committed = true
+	if err := w.setStatus(ctx, status, reason, status+": "+reason); err != nil {
+		return ApplicationResult{}, err
+	}
+	if status == AppRejected && w.subscriberID != "" {
+		if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewRejected,
+			mailer.ReviewRejectedData{Organization: w.in.Subscriber.Organization, ApplicationID: w.in.ApplicationID, Reason: reason}); err != nil {
+			return ApplicationResult{}, err
+		}
+	}
+	return ApplicationResult{Status: status, Reason: reason}, nil
+}
+
+// setStatus moves the case: workflow state, search attribute, details and,
+// once the application is recorded, the applications row.
+func (w *application) setStatus(ctx workflow.Context, status, reason, details string) error {
+	w.state.Status, w.state.Reason = status, reason
+	if err := setStatus(ctx, status, details); err != nil {
+		return err
+	}
+	if w.subscriberID == "" {
+		return nil // not recorded yet (a CSR refused before the row exists)
+	}
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	var a *activities.Activities
+	return workflow.ExecuteActivity(ctx, a.SetApplicationStatus, activities.ApplicationStatusInput{
+		ApplicationID: w.in.ApplicationID, Status: status, Reason: reason,
+		VerificationID: w.state.VerificationID, Serial: w.state.CertificateSerial,
+	}).Get(ctx, nil)
+}
+
+func (w *application) notify(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) error {
+	return notify(ctx, to, n, data, keyParts...)
+}

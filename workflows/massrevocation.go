@@ -1,0 +1,230 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"certdesk/activities"
+	"certdesk/internal/cases"
+)
+
+// Mass revocation statuses.
+const (
+	MassCounting = "counting"
+	MassDryRun   = "dry_run_done"
+	MassRevoking = "revoking"
+	MassNotices  = "notifying"
+	MassDone     = "done"
+)
+
+// ProgressQuery returns a mass revocation's progress.
+const ProgressQuery = "progress"
+
+// Mass revocation defaults.
+const (
+	DefaultMassBatchSize = 5000
+	DefaultCRLEvery      = 20
+	// batchesPerRun bounds the history of one run; the next run continues
+	// from the cursor.
+	batchesPerRun = 100
+)
+
+// MassRevocationWorkflowID is the workflow ID of incident.
+func MassRevocationWorkflowID(incident string) string {
+	return cases.TypeMassRevocation + "/" + incident
+}
+
+// MassRevocationInput is what staff start (`temporal workflow start --type
+// MassRevocation ...`, see the README).
+type MassRevocationInput struct {
+	Incident string              `json:"incident"`
+	Selector activities.Selector `json:"selector"`
+	Reason   string              `json:"reason"` // keyCompromise, cessationOfOperation, superseded, privilegeWithdrawn, affiliationChanged
+	// DryRun defaults to true: count and sample, change nothing. Set
+	// "dry_run": false to revoke.
+	DryRun    *bool `json:"dry_run,omitempty"`
+	BatchSize int   `json:"batch_size,omitempty"`
+	// CRLEvery regenerates the touched CRL shards every N batches.
+	CRLEvery int  `json:"crl_every,omitempty"`
+	Notify   bool `json:"notify,omitempty"`
+	// Progress is carried across continue-as-new; leave it empty.
+	Progress *MassProgress `json:"progress,omitempty"`
+}
+
+// MassProgress is the state of a mass revocation; the progress query returns it.
+type MassProgress struct {
+	Status       string
+	Matched      int64    // dry run: how many certificates the selector matches
+	Sample       []string // dry run: a few matching serials
+	Cursor       string   // last serial handled
+	Revoked      int64
+	Batches      int
+	Runs         int
+	Shards       []activities.ShardRef // every shard touched
+	Pending      []activities.ShardRef // touched since the last CRL
+	CRLs         int
+	NoticeCursor string
+	Notified     int64
+	StartedAt    time.Time
+	FinishedAt   time.Time
+}
+
+// MassRevocation revokes every certificate a selector matches, in database
+// batches, for CA key compromise, end of service or a mis-issuance incident
+// (workflow 6). One workflow, never one per certificate; continue-as-new
+// keeps its history small.
+func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress, error) {
+	code, _, err := RevocationPolicy(in.Reason, RequesterStaff, "")
+	if err != nil {
+		return MassProgress{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
+	}
+	if in.Incident == "" {
+		return MassProgress{}, temporal.NewNonRetryableApplicationError("incident is required", activities.ErrTypeInvalid, nil)
+	}
+	if in.BatchSize <= 0 {
+		in.BatchSize = DefaultMassBatchSize
+	}
+	if in.CRLEvery <= 0 {
+		in.CRLEvery = DefaultCRLEvery
+	}
+	p := in.Progress
+	if p == nil {
+		p = &MassProgress{StartedAt: workflow.Now(ctx)}
+	}
+	p.Runs++
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (MassProgress, error) { return *p, nil }); err != nil {
+		return *p, err
+	}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (MassProgress, error) { return *p, nil }); err != nil {
+		return *p, err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.CaseType.ValueSet(cases.TypeMassRevocation)); err != nil {
+		return *p, err
+	}
+	if in.Selector.ResellerID != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, cases.ResellerID.ValueSet(in.Selector.ResellerID)); err != nil {
+			return *p, err
+		}
+	}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+	})
+	var a *activities.Activities
+
+	if in.DryRun == nil || *in.DryRun {
+		p.Status = MassCounting
+		var c activities.CountResult
+		if err := workflow.ExecuteActivity(ctx, a.CountCertificates, in.Selector).Get(ctx, &c); err != nil {
+			return *p, err
+		}
+		p.Matched, p.Sample, p.Status, p.FinishedAt = c.Count, c.Sample, MassDryRun, workflow.Now(ctx)
+		return *p, setStatus(ctx, MassDryRun, fmt.Sprintf("dry run: %d certificates match; nothing changed", c.Count))
+	}
+
+	if p.Status == "" || p.Status == MassRevoking {
+		p.Status = MassRevoking
+		for batch := 0; ; batch++ {
+			if batch >= batchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				in.Progress = p
+				return *p, workflow.NewContinueAsNewError(ctx, MassRevocation, in)
+			}
+			if err := setStatus(ctx, MassRevoking, fmt.Sprintf("revoked %d in %d batches", p.Revoked, p.Batches)); err != nil {
+				return *p, err
+			}
+			var r activities.RevokeBatchResult
+			if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
+				Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
+				WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
+			}).Get(ctx, &r); err != nil {
+				return *p, err
+			}
+			if r.Count == 0 && r.Last == "" {
+				break
+			}
+			p.Cursor = r.Last
+			p.Revoked += int64(r.Count)
+			p.Batches++
+			p.Shards = mergeShards(p.Shards, r.Shards)
+			p.Pending = mergeShards(p.Pending, r.Shards)
+			if p.Batches%in.CRLEvery == 0 {
+				if err := massPublish(ctx, p); err != nil {
+					return *p, err
+				}
+			}
+		}
+		if err := massPublish(ctx, p); err != nil {
+			return *p, err
+		}
+		p.Status = MassNotices
+	}
+
+	if in.Notify {
+		if err := setStatus(ctx, MassNotices, fmt.Sprintf("revoked %d; sending notices", p.Revoked)); err != nil {
+			return *p, err
+		}
+		for {
+			var r activities.NotifyRevokedResult
+			if err := workflow.ExecuteActivity(ctx, a.NotifyRevoked, activities.NotifyRevokedInput{
+				WorkflowID: MassRevocationWorkflowID(in.Incident), After: p.NoticeCursor, Limit: in.BatchSize,
+			}).Get(ctx, &r); err != nil {
+				return *p, err
+			}
+			if r.Count == 0 && r.Last == "" {
+				break
+			}
+			p.NoticeCursor, p.Notified = r.Last, p.Notified+int64(r.Count)
+			if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				in.Progress = p
+				return *p, workflow.NewContinueAsNewError(ctx, MassRevocation, in)
+			}
+		}
+	}
+	p.Status, p.FinishedAt = MassDone, workflow.Now(ctx)
+	return *p, setStatus(ctx, MassDone, fmt.Sprintf("revoked %d certificates in %d batches; %d CRL publications", p.Revoked, p.Batches, p.CRLs))
+}
+
+// massPublish regenerates the pending CRL shards and refreshes the OCSP
+// answers of everything revoked so far.
+func massPublish(ctx workflow.Context, p *MassProgress) error {
+	if len(p.Pending) == 0 {
+		return nil
+	}
+	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
+	sctx = workflow.WithStartToCloseTimeout(sctx, 10*time.Minute)
+	var sa *activities.SigningActivities
+	if err := workflow.ExecuteActivity(sctx, sa.PublishCRLs, activities.PublishCRLsInput{Shards: p.Pending}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(sctx, sa.RefreshOCSP, activities.RefreshOCSPInput{}).Get(ctx, nil); err != nil {
+		return err
+	}
+	p.Pending = nil
+	p.CRLs++
+	return nil
+}
+
+func mergeShards(have, add []activities.ShardRef) []activities.ShardRef {
+	seen := make(map[activities.ShardRef]bool, len(have))
+	for _, s := range have {
+		seen[s] = true
+	}
+	for _, s := range add {
+		if !seen[s] {
+			seen[s] = true
+			have = append(have, s)
+		}
+	}
+	sort.Slice(have, func(i, j int) bool {
+		if have[i].Issuer != have[j].Issuer {
+			return have[i].Issuer < have[j].Issuer
+		}
+		return have[i].Shard < have[j].Shard
+	})
+	return have
+}

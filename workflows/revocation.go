@@ -1,0 +1,326 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"certdesk/activities"
+	"certdesk/internal/cases"
+	"certdesk/internal/mailer"
+)
+
+// Revocation statuses.
+const (
+	RevRequested = "requested"
+	RevRefused   = "refused"
+	RevRevoking  = "revoking"
+	RevRevoked   = "revoked"
+)
+
+// RequestSignal joins another request for the same serial to the running
+// revocation (the starter uses signal-with-start).
+const RequestSignal = "request"
+
+// Requester kinds.
+const (
+	RequesterReseller   = "reseller"
+	RequesterSubscriber = "subscriber" // proved control of the key
+	RequesterStaff      = "staff"
+	RequesterSystem     = "system" // a key-compromise cascade, a correction, a mass revocation
+)
+
+// Grounds of BR §4.9.1.1 that set a 24-hour deadline without being a
+// subscriber request or key compromise.
+const (
+	GroundUnauthorizedRequest = "unauthorized_request"
+	GroundValidationFailed    = "validation_failed"
+)
+
+// RevocationWorkflowID is the workflow ID of the revocation of serial (hex).
+func RevocationWorkflowID(serial string) string {
+	return cases.TypeRevocation + "/" + strings.ToLower(serial)
+}
+
+// Requester is who asked for a revocation.
+type Requester struct {
+	Kind string // reseller, subscriber, staff or system
+	ID   string // reseller id, staff id, or the triggering case; no personal data
+}
+
+// RevocationInput is one request to revoke one certificate.
+type RevocationInput struct {
+	Serial      string
+	Reason      string // unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn
+	Ground      string // optional BR §4.9.1.1 ground for staff requests
+	Requester   Requester
+	Comment     string // free text for staff; no personal data
+	RequestedAt time.Time
+}
+
+// RevocationState is what the status query returns.
+type RevocationState struct {
+	Serial     string
+	Status     string
+	Reason     string
+	ReasonCode int
+	Deadline   time.Time
+	RevokedAt  time.Time
+	Requests   []Requester
+	Cascaded   []string
+	Refusal    string
+}
+
+// RevocationResult is the workflow's outcome.
+type RevocationResult struct {
+	Status    string
+	RevokedAt time.Time
+	Refusal   string
+}
+
+// reasonCodes are the only CRL reasons CertDesk uses (BR §7.2.2): no
+// certificateHold, no cACompromise on subscriber certificates.
+var reasonCodes = map[string]int{
+	"unspecified":          0,
+	"keyCompromise":        1,
+	"affiliationChanged":   3,
+	"superseded":           4,
+	"cessationOfOperation": 5,
+	"privilegeWithdrawn":   9,
+}
+
+// RevocationPolicy maps a request to its CRL reason code and the BR §4.9.1.1
+// deadline: 24 hours for key compromise, a subscriber's own request (directly
+// or through its reseller), an unauthorised original request and failed
+// validation; 5 days for every other cause.
+func RevocationPolicy(reason string, requesterKind, ground string) (code int, deadline time.Duration, err error) {
+	code, ok := reasonCodes[reason]
+	if !ok {
+		return 0, 0, fmt.Errorf("revocation reason %q is not allowed (use one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn)", reason)
+	}
+	switch {
+	case code == 1,
+		requesterKind == RequesterReseller, requesterKind == RequesterSubscriber,
+		ground == GroundUnauthorizedRequest, ground == GroundValidationFailed:
+		return code, 24 * time.Hour, nil
+	}
+	return code, 5 * 24 * time.Hour, nil
+}
+
+// Revocation revokes one certificate within its BR deadline (workflow 5;
+// O12, O13, O14): authorise, first report, revoke, block a compromised key
+// and revoke its other certificates, republish CRL and OCSP, notify.
+func Revocation(ctx workflow.Context, in RevocationInput) (RevocationResult, error) {
+	w := &revocation{in: in}
+	if err := w.setup(ctx); err != nil {
+		return RevocationResult{}, err
+	}
+	return w.run(ctx)
+}
+
+type revocation struct {
+	in     RevocationInput
+	state  RevocationState
+	target activities.RevocationTarget
+}
+
+func (w *revocation) setup(ctx workflow.Context) error {
+	if w.in.RequestedAt.IsZero() {
+		w.in.RequestedAt = workflow.GetInfo(ctx).WorkflowStartTime
+	}
+	w.in.Serial = strings.ToLower(w.in.Serial)
+	code, deadline, err := RevocationPolicy(w.in.Reason, w.in.Requester.Kind, w.in.Ground)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
+	}
+	w.state = RevocationState{
+		Serial: w.in.Serial, Status: RevRequested, Reason: w.in.Reason, ReasonCode: code,
+		Deadline: w.in.RequestedAt.Add(deadline), Requests: []Requester{w.in.Requester},
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		cases.CaseType.ValueSet(cases.TypeRevocation),
+		cases.CaseStatus.ValueSet(RevRequested),
+		cases.CertificateSerial.ValueSet(w.in.Serial),
+		cases.DueAt.ValueSet(w.state.Deadline),
+	); err != nil {
+		return err
+	}
+	return workflow.SetQueryHandler(ctx, StatusQuery, func() (RevocationState, error) { return w.state, nil })
+}
+
+func (w *revocation) run(ctx workflow.Context) (RevocationResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	var a *activities.Activities
+
+	// Authorise: the managing reseller, staff, the key holder, or CertDesk itself.
+	err := workflow.ExecuteActivity(ctx, a.AuthorizeRevocation, activities.AuthorizeRevocationInput{
+		Serial: w.in.Serial, RequesterKind: w.in.Requester.Kind, RequesterID: w.in.Requester.ID,
+	}).Get(ctx, &w.target)
+	for _, t := range []string{activities.ErrTypeNotAuthorized, activities.ErrTypeNotFound} {
+		if reason, ok := applicationErrorOf(err, t); ok {
+			w.state.Status, w.state.Refusal = RevRefused, reason
+			if err := setStatus(ctx, RevRefused, "refused: "+reason); err != nil {
+				return RevocationResult{}, err
+			}
+			return RevocationResult{Status: RevRefused, Refusal: reason}, nil
+		}
+	}
+	if err != nil {
+		return RevocationResult{}, err
+	}
+	if w.target.ResellerID != "" {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, cases.ResellerID.ValueSet(w.target.ResellerID)); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+
+	// Later requests for the same serial join this case and get a first report.
+	reqCh := workflow.GetSignalChannel(ctx, RequestSignal)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		for {
+			var extra RevocationInput
+			if !reqCh.Receive(gctx, &extra) {
+				return
+			}
+			w.state.Requests = append(w.state.Requests, extra.Requester)
+			_ = w.firstReport(gctx, extra.Requester, fmt.Sprint(len(w.state.Requests)))
+		}
+	})
+
+	if w.target.AlreadyRevoked {
+		// Revoked stays revoked: report what is on record, change nothing.
+		w.state.Status, w.state.RevokedAt = RevRevoked, w.target.RevokedAt
+		if err := setStatus(ctx, RevRevoked, "already revoked"); err != nil {
+			return RevocationResult{}, err
+		}
+		return RevocationResult{Status: RevRevoked, RevokedAt: w.target.RevokedAt}, nil
+	}
+
+	// BR §4.9.5: a first report to the requester within 24 hours.
+	if err := w.firstReport(ctx, w.in.Requester, "1"); err != nil {
+		return RevocationResult{}, err
+	}
+	start := w.in.RequestedAt
+	total := w.state.Deadline.Sub(start)
+	stop := startDeadlineWatch(ctx, deadlineWatch{caseType: cases.TypeRevocation, stage: RevRevoking, start: start,
+		reminders: []time.Duration{total / 2}, escalation: total * 8 / 10})
+	defer stop()
+
+	// Revoke in the database.
+	w.state.Status = RevRevoking
+	if err := setStatus(ctx, RevRevoking, "revoking"); err != nil {
+		return RevocationResult{}, err
+	}
+	var rr activities.RevokeResult
+	if err := workflow.ExecuteActivity(ctx, a.RevokeCertificate, activities.RevokeInput{
+		Serial: w.in.Serial, ReasonCode: w.state.ReasonCode, RequestedByKind: w.in.Requester.Kind,
+		RequestedByRef: w.in.Requester.ID, RequestedAt: w.in.RequestedAt, Deadline: w.state.Deadline,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+	}).Get(ctx, &rr); err != nil {
+		return RevocationResult{}, err
+	}
+	w.state.RevokedAt = rr.RevokedAt
+
+	// Key compromise: block the key and revoke every other certificate on it.
+	if w.state.ReasonCode == 1 {
+		var siblings []string
+		if err := workflow.ExecuteActivity(ctx, a.BlockKey, activities.BlockKeyInput{
+			SPKISHA256: w.target.SPKISHA256, Serial: w.in.Serial, Reason: "keyCompromise",
+		}).Get(ctx, &siblings); err != nil {
+			return RevocationResult{}, err
+		}
+		if err := w.cascade(ctx, siblings); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+
+	// Republish the CRL shard and the OCSP answer (O14).
+	if err := publish(ctx, []activities.ShardRef{{Issuer: w.target.Issuer, Shard: w.target.Shard}}, []string{w.in.Serial}); err != nil {
+		return RevocationResult{}, err
+	}
+	w.state.Status = RevRevoked
+	if err := setStatus(ctx, RevRevoked, "revoked and published"); err != nil {
+		return RevocationResult{}, err
+	}
+
+	done := mailer.RevocationDoneData{Serial: w.in.Serial, Reason: mailer.RevocationReason(w.state.ReasonCode), RevokedAt: rr.RevokedAt}
+	if w.target.SubscriberID != "" {
+		if err := notify(ctx, activities.Recipient{SubscriberID: w.target.SubscriberID}, mailer.RevocationDone, done, "subscriber"); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+	if w.target.ResellerID != "" {
+		if err := notify(ctx, activities.Recipient{ResellerID: w.target.ResellerID}, mailer.RevocationDone, done, "reseller"); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+	return RevocationResult{Status: RevRevoked, RevokedAt: rr.RevokedAt}, nil
+}
+
+// firstReport acknowledges a request to the one who made it.
+func (w *revocation) firstReport(ctx workflow.Context, r Requester, n string) error {
+	var to activities.Recipient
+	switch r.Kind {
+	case RequesterReseller:
+		to.ResellerID = r.ID
+	case RequesterSubscriber:
+		to.SubscriberID = w.target.SubscriberID
+	case RequesterStaff:
+		to.Staff = true
+	default:
+		return nil // CertDesk itself asked: nobody to report to
+	}
+	if to.SubscriberID == "" && to.ResellerID == "" && !to.Staff {
+		return nil
+	}
+	return notify(ctx, to, mailer.RevocationAccepted, mailer.RevocationAcceptedData{
+		RequestID: workflow.GetInfo(ctx).WorkflowExecution.ID, Serial: w.in.Serial,
+		Reason: mailer.RevocationReason(w.state.ReasonCode), ReceivedAt: w.in.RequestedAt, Deadline: w.state.Deadline,
+	}, "request", n)
+}
+
+// cascade starts (or joins) the revocation of each sibling certificate.
+// Children are abandoned on close: each runs to its own deadline.
+func (w *revocation) cascade(ctx workflow.Context, serials []string) error {
+	for _, s := range serials {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        RevocationWorkflowID(s),
+			ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+		})
+		f := workflow.ExecuteChildWorkflow(cctx, Revocation, RevocationInput{
+			Serial: s, Reason: "keyCompromise", Requester: Requester{Kind: RequesterSystem, ID: "key-compromise:" + w.in.Serial},
+			RequestedAt: workflow.Now(ctx),
+		})
+		err := f.GetChildWorkflowExecution().Get(ctx, nil)
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if err != nil && !errors.As(err, &started) && !strings.Contains(err.Error(), "already started") {
+			return err
+		}
+		w.state.Cascaded = append(w.state.Cascaded, s)
+	}
+	return nil
+}
+
+// publish regenerates the CRL shards and signs fresh OCSP answers on the
+// signing queue.
+func publish(ctx workflow.Context, shards []activities.ShardRef, serials []string) error {
+	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
+	var sa *activities.SigningActivities
+	if len(shards) > 0 {
+		if err := workflow.ExecuteActivity(sctx, sa.PublishCRLs, activities.PublishCRLsInput{Shards: shards}).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	if len(serials) > 0 {
+		if err := workflow.ExecuteActivity(sctx, sa.SignOCSP, activities.SignOCSPInput{Serials: serials}).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
