@@ -414,7 +414,10 @@ func (w *application) review(ctx workflow.Context) error {
 	})
 	defer stop()
 	var d ReviewDecision
-	w.reviewCh.Receive(ctx, &d)
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(w.reviewCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &d) })
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+	sel.Select(ctx)
 	if ctx.Err() != nil {
 		return temporal.NewCanceledError()
 	}

@@ -55,6 +55,9 @@ type Config struct {
 	RegistryFile string
 	BulkRate     float64
 	CRLRefresh   time.Duration
+
+	CodecKey   string // Temporal payload codec key (ring) for internal/codec
+	StaffToken string // bearer token of the starter's /codec endpoints
 }
 
 // Var documents one environment variable.
@@ -148,6 +151,10 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error {
 				return c.LogLevel.UnmarshalText([]byte(v))
 			}},
+		{Name: "CERTDESK_CODEC_KEY", Help: "Temporal payload encryption key (AES-256-GCM): base64 of 32 bytes (`openssl rand -base64 32`), or a ring `id:base64,…` newest last; required by every process that talks to Temporal",
+			parse: func(c *Config, v string) error { c.CodecKey = v; return nil }},
+		{Name: "CERTDESK_STAFF_TOKEN", Help: "bearer token staff tools (Temporal UI, `temporal --codec-auth`) present to the starter's /codec endpoints; at least 16 characters (`openssl rand -hex 24`); empty disables them",
+			parse: func(c *Config, v string) error { c.StaffToken = v; return nil }},
 	}
 }
 

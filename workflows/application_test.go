@@ -1,0 +1,284 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"certdesk/activities"
+	"certdesk/internal/mailer"
+)
+
+const testPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+func appInput(product string) ApplicationInput {
+	in := ApplicationInput{
+		ApplicationID: "app_1", ResellerID: "rs_a", Product: product, CSRPEM: "csr", ValidityDays: 90,
+		Subscriber:  activities.SubscriberData{Organization: "Example K.K.", Name: "山田 太郎", Email: "taro@example.jp", Country: "JP"},
+		Attestation: activities.Attestation{TermsVersion: "2026-01", Truthful: true},
+	}
+	if product != ProductClientSign {
+		in.Domains = []string{"www.example.jp"}
+	}
+	return in
+}
+
+// appMocks installs activity mocks for a happy path; statuses records the
+// statuses written to the database.
+func appMocks(env *testsuite.TestWorkflowEnvironment, statuses *[]string) {
+	var a *activities.Activities
+	var sa *activities.SigningActivities
+	env.OnActivity(a.CheckCSR, mock.Anything, mock.Anything).Return(activities.CheckCSRResult{SPKISHA256: "ab"}, nil).Maybe()
+	env.OnActivity(a.RecordApplication, mock.Anything, mock.Anything).Return(activities.RecordApplicationResult{SubscriberID: "sub_app_1"}, nil).Maybe()
+	env.OnActivity(a.SetApplicationStatus, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ApplicationStatusInput) error {
+			*statuses = append(*statuses, in.Status)
+			return nil
+		}).Maybe()
+	env.OnActivity(a.ValidateDomain, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(sa.IssueCertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{
+		Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM,
+	}, nil).Maybe()
+}
+
+func verified(ok bool, reason string) func(workflow.Context, VerificationInput) (VerificationResult, error) {
+	return func(workflow.Context, VerificationInput) (VerificationResult, error) {
+		return VerificationResult{Verified: ok, Reason: reason, Reviewer: "bob"}, nil
+	}
+}
+
+func sendReview(env *testsuite.TestWorkflowEnvironment, after time.Duration, d ReviewDecision, rejected *error) {
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(ReviewUpdate, fmt.Sprint("review-", after), &testsuite.TestUpdateCallback{
+			OnReject: func(err error) {
+				if rejected != nil {
+					*rejected = err
+				}
+			},
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, d)
+	}, after)
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) ApplicationResult {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow error: %v", err)
+	}
+	var r ApplicationResult
+	if err := env.GetWorkflowResult(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestApplicationDVIssuesWithoutReview(t *testing.T) {
+	env, sent := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	r := result(t, env)
+	if r.Status != AppIssued || r.CertificateSerial != "1a2b" {
+		t.Fatalf("result %+v", r)
+	}
+	if got := strings.Join(statuses, ","); got != "validating,issuing,issued" {
+		t.Fatalf("statuses %s", got)
+	}
+	if n := len(sent.of(mailer.ReviewIssued)); n != 2 {
+		t.Fatalf("%d issued notices, want subscriber and reseller", n)
+	}
+	if n := len(sent.of(mailer.ApplicationReceived)); n != 1 {
+		t.Fatalf("%d received notices", n)
+	}
+}
+
+func TestApplicationClientApproved(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	sendReview(env, time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
+	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	r := result(t, env)
+	if r.Status != AppIssued {
+		t.Fatalf("result %+v", r)
+	}
+	if got := strings.Join(statuses, ","); got != "verifying_identity,awaiting_review,issuing,issued" {
+		t.Fatalf("statuses %s", got)
+	}
+}
+
+func TestApplicationRejectedByReview(t *testing.T) {
+	env, sent := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	sendReview(env, time.Hour, ReviewDecision{Decision: "reject", Reviewer: "alice", Reason: "organisation name does not match the registry"}, nil)
+	env.ExecuteWorkflow(Application, appInput(ProductServerOV))
+	r := result(t, env)
+	if r.Status != AppRejected || !strings.Contains(r.Reason, "registry") {
+		t.Fatalf("result %+v", r)
+	}
+	if n := len(sent.of(mailer.ReviewRejected)); n != 1 {
+		t.Fatalf("%d rejection notices", n)
+	}
+}
+
+func TestReviewValidatorRefusesBadDecisions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    ReviewDecision
+		want string
+	}{
+		{"unknown decision", ReviewDecision{Decision: "maybe", Reviewer: "alice"}, "not one of"},
+		{"no reviewer", ReviewDecision{Decision: "approve"}, "reviewer is required"},
+		{"reject without reason", ReviewDecision{Decision: "reject", Reviewer: "alice"}, "needs a reason"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, _ := newEnv(t)
+			var statuses []string
+			appMocks(env, &statuses)
+			env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+			var rejected error
+			sendReview(env, time.Hour, tc.d, &rejected)
+			// A valid decision afterwards still goes through: a bad one is not recorded.
+			sendReview(env, 2*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
+			env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+			if rejected == nil || !strings.Contains(rejected.Error(), tc.want) {
+				t.Fatalf("validator said %v, want %q", rejected, tc.want)
+			}
+			if r := result(t, env); r.Status != AppIssued {
+				t.Fatalf("result %+v", r)
+			}
+		})
+	}
+}
+
+func TestReviewRefusedOutsideReviewStage(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	var rejected error
+	// DV skips review: a review Update is refused.
+	sendReview(env, 0, ReviewDecision{Decision: "approve", Reviewer: "alice"}, &rejected)
+	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	if rejected == nil || !strings.Contains(rejected.Error(), "not awaiting review") {
+		t.Fatalf("validator said %v", rejected)
+	}
+}
+
+func TestApplicationWithdrawnWhileInReview(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(WithdrawSignal, nil) }, 5*time.Hour)
+	env.ExecuteWorkflow(Application, appInput(ProductServerOV))
+	r := result(t, env)
+	if r.Status != AppWithdrawn {
+		t.Fatalf("result %+v", r)
+	}
+	if statuses[len(statuses)-1] != AppWithdrawn {
+		t.Fatalf("statuses %v", statuses)
+	}
+}
+
+func TestReviewReminderAndEscalation(t *testing.T) {
+	env, sent := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	start := env.Now()
+	sendReview(env, 4*24*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
+	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	if r := result(t, env); r.Status != AppIssued {
+		t.Fatalf("result %+v", r)
+	}
+	rem, esc := sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)
+	if len(rem) != 1 || len(esc) != 1 {
+		t.Fatalf("reminders %d escalations %d, want 1 and 1", len(rem), len(esc))
+	}
+	if d := rem[0].At.Sub(start); d < 2*24*time.Hour || d > 2*24*time.Hour+time.Minute {
+		t.Fatalf("reminder after %s, want 2 days", d)
+	}
+	if d := esc[0].At.Sub(start); d < 3*24*time.Hour || d > 3*24*time.Hour+time.Minute {
+		t.Fatalf("escalation after %s, want 3 days", d)
+	}
+	if !rem[0].To.Staff || !esc[0].To.Staff {
+		t.Fatal("staff notices must go to staff")
+	}
+}
+
+func TestApplicationExpiresAfter30Days(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	start := env.Now()
+	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	r := result(t, env)
+	if r.Status != AppExpired {
+		t.Fatalf("result %+v", r)
+	}
+	if d := env.Now().Sub(start); d < 30*24*time.Hour || d > 30*24*time.Hour+time.Hour {
+		t.Fatalf("expired after %s", d)
+	}
+}
+
+func TestApplicationCSRRejected(t *testing.T) {
+	env, _ := newEnv(t)
+	var a *activities.Activities
+	env.OnActivity(a.CheckCSR, mock.Anything, mock.Anything).Return(activities.CheckCSRResult{},
+		temporal.NewNonRetryableApplicationError("RSA key of 1024 bits: use at least 2048", activities.ErrTypeCSRRejected, nil))
+	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	r := result(t, env)
+	if r.Status != AppRejected || !strings.Contains(r.Reason, "2048") {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestApplicationIdentityVerificationFailure(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(false, "5 wrong codes: locked"))
+	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	r := result(t, env)
+	if r.Status != AppRejected || !strings.Contains(r.Reason, "locked") {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestApplicationStatusQuery(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	var seen ApplicationState
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(StatusQuery)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = v.Get(&seen)
+	}, time.Hour)
+	sendReview(env, 2*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
+	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	result(t, env)
+	if seen.Status != AppAwaitingReview || seen.VerificationID != "ver-app_1" || seen.DueAt.IsZero() {
+		t.Fatalf("query saw %+v", seen)
+	}
+}
+

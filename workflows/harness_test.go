@@ -1,0 +1,69 @@
+package workflows
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"certdesk/activities"
+	"certdesk/internal/mailer"
+)
+
+// sentNotice is one Notify call seen by a test.
+type sentNotice struct {
+	At     time.Time
+	To     activities.Recipient
+	Notice mailer.Notice
+	Key    string
+	Data   any
+}
+
+// notices records Notify calls in a test environment.
+type notices struct {
+	mu   sync.Mutex
+	list []sentNotice
+	env  *testsuite.TestWorkflowEnvironment
+}
+
+func (n *notices) of(kind mailer.Notice) []sentNotice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []sentNotice
+	for _, s := range n.list {
+		if s.Notice == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// newEnv returns a workflow test environment with quiet logs and Notify
+// recorded. start fixes the workflow clock.
+func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	if os.Getenv("WFLOG") != "" {
+	} else {
+		s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	}
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	n := &notices{env: env}
+	var a *activities.Activities
+	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.list = append(n.list, sentNotice{At: env.Now(), To: in.Recipient, Notice: in.Message.Notice, Key: in.Message.IdempotencyKey, Data: in.Message.Data})
+			return activities.NotifyResult{MessageID: "<m@test>"}, nil
+		}).Maybe()
+	return env, n
+}
