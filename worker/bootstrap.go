@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/pki"
 )
@@ -48,7 +49,7 @@ func bootstrapCA(args []string) error {
 	if err := os.MkdirAll(cfg.CADir, 0o700); err != nil {
 		return err
 	}
-	ks, closeKeys, err := keyStore(cfg)
+	ks, closeKeys, err := activities.KeyStore(cfg)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,13 +18,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
-	"certdesk/internal/dcv"
 	"certdesk/internal/logging"
-	"certdesk/internal/mailer"
-	"certdesk/internal/pii"
-	"certdesk/internal/pki"
-	"certdesk/internal/registry"
-	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
 )
@@ -70,7 +63,7 @@ func run(args []string) error {
 	if err := db.Migrate(ctx, pool, log); err != nil {
 		return err
 	}
-	st, bidx, err := openStore(cfg, pool)
+	st, bidx, err := activities.OpenStore(cfg, pool)
 	if err != nil {
 		return err
 	}
@@ -82,7 +75,7 @@ func run(args []string) error {
 
 	var workers []worker.Worker
 	if *role == "worker" || *role == "all" {
-		acts, err := newActivities(cfg, pool, st, bidx, log)
+		acts, err := activities.New(cfg, pool, st, bidx, log)
 		if err != nil {
 			return err
 		}
@@ -115,44 +108,6 @@ func run(args []string) error {
 	<-ctx.Done()
 	log.Info("worker stopping")
 	return nil
-}
-
-// openStore builds the repository with the personal-data keys.
-func openStore(cfg *config.Config, pool *sqlxDB) (*store.Store, *pii.BlindIndex, error) {
-	ring, err := pii.ParseKeyRing(cfg.PIIKeys)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: CERTDESK_PII_KEYS: %w", err)
-	}
-	bidx, err := pii.ParseBlindIndexKey(cfg.BlindIndexKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: CERTDESK_BLIND_INDEX_KEY: %w", err)
-	}
-	return store.New(pool, ring, bidx), bidx, nil
-}
-
-// newActivities wires the storage, email and validation activities.
-func newActivities(cfg *config.Config, pool *sqlxDB, st *store.Store, bidx *pii.BlindIndex, log *slog.Logger) (*activities.Activities, error) {
-	sender, err := mailer.NewSender(mailer.FromConfig(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("mailer: %w", err)
-	}
-	profiles, err := pki.NewProfileSet(pki.ProfileOptions{})
-	if err != nil {
-		return nil, err
-	}
-	a := &activities.Activities{
-		DB: pool, Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
-		DCV:      &dcv.Validator{HTTPPort: cfg.DCVHTTPPort, Resolver: cfg.DCVResolver},
-		Profiles: profiles, BlindIndex: bidx,
-	}
-	if cfg.RegistryFile != "" {
-		reg, err := registry.LoadFile(cfg.RegistryFile)
-		if err != nil {
-			return nil, err
-		}
-		a.Registry = reg
-	}
-	return a, nil
 }
 
 // registerMain registers every workflow and the storage/email activities.

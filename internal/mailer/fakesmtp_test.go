@@ -185,7 +185,9 @@ func TestPermanentRecipientRejection(t *testing.T) {
 func TestServerTextKeptVerbatim(t *testing.T) {
 	t.Parallel()
 	f := newFakeSMTP(t)
-	f.rcpt = func(string) string { return `553 5.7.1 送信者のドメインは許可されていません "policy"` }
+	f.rcpt = func(string) string {
+		return `553 5.7.1 送信者のドメインは許可されていません "policy"`
+	}
 	_, err := f.sender(t, nil).Send(context.Background(), testMessage(t, "a@example.test", "k"))
 	var pe *PermanentError
 	if !errors.As(err, &pe) || pe.Text != `553 5.7.1 送信者のドメインは許可されていません "policy"` {
