@@ -13,7 +13,7 @@
 // errors.Is(err, pki.ErrROCA) works and problem.CodeOf(err) gives a stable
 // code for the API; anything else is a failure the caller may retry.
 //
-// Layout, one concern per file: keystore*.go and pkcs8.go (keys),
+// Layout, one concern per file: keystore*.go, signer.go and pkcs8.go (keys),
 // bootstrap.go and ca.go (ceremony, manifest, loading), profile.go,
 // policies.go, subject.go, names.go (what a certificate says), csr.go
 // (request checks, with goodkey/ for key checks), issuer.go (issuance,

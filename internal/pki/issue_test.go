@@ -310,3 +310,27 @@ func TestLintRefusesBadProfile(t *testing.T) {
 		t.Error("unknown lint name accepted")
 	}
 }
+
+// TestIssueConcurrent: one Issuer serves concurrent activities (run with
+// -race to check the lint registry cache and the signers).
+func TestIssueConcurrent(t *testing.T) {
+	ca := getFileCA(t)
+	iss, _ := ca.Issuer("tls-1")
+	csr := makeCSR(t, ecKey(t, elliptic.P256()))
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		s := serial(t)
+		go func() {
+			_, err := iss.Issue(context.Background(), &IssueRequest{
+				Request: Request{Profile: ProfileServerDV, CSR: csr, Domains: []string{"example.com"}},
+				Serial:  s, NotBefore: now(),
+			})
+			errs <- err
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -81,6 +83,9 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	}
 	if c.KeyUsage&x509.KeyUsageCertSign == 0 || c.KeyUsage&x509.KeyUsageCRLSign == 0 || len(c.SubjectKeyId) == 0 {
 		return nil, fmt.Errorf("issuer %s: CA certificate needs keyCertSign, cRLSign and a subject key identifier", cfg.ID)
+	}
+	if _, err := publicKeyAlgorithm(c.PublicKey); err != nil {
+		return nil, fmt.Errorf("issuer %s: %w; CA keys must be ECDSA P-256/P-384 or RSA 2048/3072/4096", cfg.ID, err)
 	}
 	if !publicKeysEqual(c.PublicKey, cfg.Signer.Public()) {
 		return nil, fmt.Errorf("issuer %s: the private key does not match the CA certificate; check the key label", cfg.ID)
@@ -225,6 +230,16 @@ func (i *Issuer) issue(p *Profile, pub crypto.PublicKey, s Subject, domains []st
 	if email != "" {
 		tmpl.EmailAddresses = []string{email}
 	}
+	if p.Purpose != PurposeTLSServer {
+		// RFC 5280 4.2.1.2 says end-entity certificates SHOULD carry a
+		// subject key identifier (S/MIME and document tools use it to find
+		// the signer); BR 7.1.2.7.6 says NOT RECOMMENDED for TLS.
+		ski, err := subjectKeyID(pub)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.SubjectKeyId = ski
+	}
 	shard := ShardFor(serial, i.shards)
 	if p.RevocationInfo {
 		tmpl.CRLDistributionPoints = []string{i.urls.CRL(i.id, shard)}
@@ -282,4 +297,22 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	ea, ok := a.(equaler)
 	return ok && ea.Equal(b)
+}
+
+// subjectKeyID is RFC 7093 method 1: the leftmost 160 bits of the SHA-256
+// of the subjectPublicKey bits.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(spki.PublicKey.Bytes)
+	return sum[:20], nil
 }

@@ -151,33 +151,34 @@ func checkLabel1035(name, l string) error {
 
 // CheckEmail checks the validated mailbox of a client certificate: a bare
 // ASCII addr-spec (no display name), a domain that passes the domain rules
-// (without wildcard) and sane lengths.
+// (without wildcard) and sane lengths. Its messages never repeat the local
+// part: errors end up in logs, and a mailbox is personal data.
 func CheckEmail(addr string) error {
 	if addr == "" {
 		return problem.New(ErrEmailInvalid, "a client certificate needs the subscriber's validated email address")
 	}
 	if len(addr) > maxEmailAddrLen {
-		return problem.New(ErrEmailInvalid, "email address has %d characters; the maximum is %d", len(addr), maxEmailAddrLen)
+		return problem.New(ErrEmailInvalid, "the email address has %d characters; the maximum is %d", len(addr), maxEmailAddrLen)
 	}
 	a, err := mail.ParseAddress(addr)
 	if err != nil || a.Address != addr || a.Name != "" {
-		return problem.New(ErrEmailInvalid, "%q is not a bare email address (local@domain); send only the address", addr)
+		return problem.New(ErrEmailInvalid, "the email address is not a bare address (local@domain); send only the address, without display name or brackets")
 	}
 	at := strings.LastIndexByte(addr, '@')
 	local, domain := addr[:at], addr[at+1:]
 	if len(local) > 64 {
-		return problem.New(ErrEmailInvalid, "the local part of %q is longer than 64 characters", addr)
+		return problem.New(ErrEmailInvalid, "the local part of the email address is longer than 64 characters")
 	}
 	for _, r := range local {
 		if r > 0x7e || r < 0x21 {
-			return problem.New(ErrEmailInvalid, "%q has non-ASCII characters in the local part; certificates carry rfc822Name as IA5String", addr)
+			return problem.New(ErrEmailInvalid, "the email address has non-ASCII characters in the local part; certificates carry rfc822Name as IA5String")
 		}
 	}
 	if strings.Contains(domain, "*") {
-		return problem.New(ErrEmailInvalid, "%q: wildcards are not allowed in an email address", addr)
+		return problem.New(ErrEmailInvalid, "wildcards are not allowed in an email address")
 	}
 	if err := CheckDomain(domain); err != nil {
-		return problem.New(ErrEmailInvalid, "the domain of %q is not acceptable: %v", addr, err)
+		return problem.New(ErrEmailInvalid, "the domain of the email address is not acceptable: %v", err)
 	}
 	return nil
 }

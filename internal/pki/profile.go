@@ -187,9 +187,13 @@ func mustProfiles(o ProfileOptions) *ProfileSet {
 //     (RFC 9336) is not yet understood by mail clients or by
 //     `openssl cms`/`smime` defaults. Keys are RSA only, with SHA-2
 //     signatures: the CP says subscriber signatures are RSA with
-//     SHA-256/384/512 (O11). Validity up to 825 days, default 365.
-//     This profile is not an S/MIME BR profile (no 2.23.140.1.5.* OID); if
-//     the root enters a mail trust store the profile must be re-cut.
+//     SHA-256/384/512 (O11). Validity up to 825 days (S/MIME BR maximum),
+//     default 365. A certificate with emailProtection and a mailbox is an
+//     S/MIME certificate, so the profile follows the S/MIME BR
+//     "multipurpose" generation (clientAuth allowed): individual-validated
+//     (2.23.140.1.5.4.2), or sponsor-validated (2.23.140.1.5.3.2) when the
+//     subject names the subscriber's organisation; the subject carries the
+//     personal name (surname/givenName) as the S/MIME BR require.
 func NewProfileSet(o ProfileOptions) (*ProfileSet, error) {
 	if o.ClientMaxValidity == 0 {
 		o.ClientMaxValidity = 825 * Day
