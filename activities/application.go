@@ -24,6 +24,7 @@ type CheckCSRInput struct {
 	CSRPEM  string
 	Domains []string
 	Email   string
+	Subject pki.Subject // the subject the certificate will carry
 }
 
 // CheckCSRResult describes the accepted key.
@@ -34,7 +35,7 @@ type CheckCSRResult struct {
 // CheckCSR runs the CSR, key and name checks (O11, O15). A refusal is a
 // non-retryable CSRRejected error whose message says what to fix.
 func (a *Activities) CheckCSR(ctx context.Context, in CheckCSRInput) (CheckCSRResult, error) {
-	req := &pki.Request{Profile: in.Product, CSR: []byte(in.CSRPEM), Domains: in.Domains}
+	req := &pki.Request{Profile: in.Product, CSR: []byte(in.CSRPEM), Domains: in.Domains, Subject: in.Subject}
 	if in.Product == "client-sign" {
 		req.Email = in.Email
 	}
@@ -69,6 +70,7 @@ type RecordApplicationInput struct {
 	WorkflowID    string
 	Product       string
 	CSRPEM        string
+	SPKISHA256    string // hex, from CheckCSR
 	Domains       []string
 	ValidityDays  int
 	Subscriber    SubscriberData
@@ -96,6 +98,10 @@ func (a *Activities) RecordApplication(ctx context.Context, in RecordApplication
 	if err != nil {
 		return RecordApplicationResult{}, nonRetryable(ErrTypeCSRRejected, err.Error(), nil)
 	}
+	spki, err := hex.DecodeString(in.SPKISHA256)
+	if err != nil || len(spki) != 32 {
+		return RecordApplicationResult{}, nonRetryable(ErrTypeInvalid, "SPKISHA256 must be 64 hex digits", nil)
+	}
 	subID := SubscriberIDFor(in.ApplicationID)
 	s := in.Subscriber
 	if err := a.Store.UpsertSubscriber(ctx, store.Subscriber{
@@ -111,7 +117,7 @@ func (a *Activities) RecordApplication(ctx context.Context, in RecordApplication
 	}
 	if err := a.Store.CreateApplication(ctx, store.Application{
 		ID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: subID, Product: in.Product,
-		Domains: in.Domains, CSR: der, ValidityDays: in.ValidityDays,
+		Domains: in.Domains, CSR: der, SPKISHA256: spki, ValidityDays: in.ValidityDays,
 		AttestationTermsVersion: in.Attestation.TermsVersion, AttestationTruthful: true, AttestedAt: attested,
 		Status: store.AppReceived, WorkflowID: in.WorkflowID, DueAt: &due,
 	}); err != nil {
@@ -149,8 +155,11 @@ func (a *Activities) SetApplicationStatus(ctx context.Context, in ApplicationSta
 			return storeErr(err, "application")
 		}
 	}
-	if err := a.Store.SetApplicationStatus(ctx, in.ApplicationID, in.Status, in.Reason); err != nil {
-		return storeErr(err, "application "+in.ApplicationID)
+	// "issued" is written by StoreCertificate with the serial, atomically.
+	if in.Status != store.AppIssued {
+		if err := a.Store.SetApplicationStatus(ctx, in.ApplicationID, in.Status, in.Reason); err != nil {
+			return storeErr(err, "application "+in.ApplicationID)
+		}
 	}
 	return a.audit(ctx, "system", "application."+in.Status, "application:"+in.ApplicationID,
 		map[string]any{"serial": in.Serial})

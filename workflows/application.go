@@ -223,10 +223,13 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 	switch {
 	case errors.As(err, &rej):
 		return w.finish(final, AppRejected, rej.reason)
+	case err != nil && w.state.CertificateSerial != "":
+		// Issued stays issued: a later step (an email) failed for good.
+		return ApplicationResult{Status: AppIssued, CertificateSerial: w.state.CertificateSerial}, err
 	case err != nil:
 		res, ferr := w.finish(final, AppFailed, "internal failure: "+err.Error())
 		if ferr != nil {
-			return res, ferr
+			return res, fmt.Errorf("%w (recording the failure also failed: %v)", err, ferr)
 		}
 		return res, err
 	}
@@ -248,6 +251,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	var csr activities.CheckCSRResult
 	err := workflow.ExecuteActivity(ctx, a.CheckCSR, activities.CheckCSRInput{
 		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, Email: in.Subscriber.Email,
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
 	}).Get(ctx, &csr)
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
 		return "", &rejection{reason: reason}
@@ -259,7 +263,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	var rec activities.RecordApplicationResult
 	if err := workflow.ExecuteActivity(ctx, a.RecordApplication, activities.RecordApplicationInput{
 		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
+		Product: in.Product, CSRPEM: in.CSRPEM, SPKISHA256: csr.SPKISHA256, Domains: in.Domains, ValidityDays: in.ValidityDays,
 		Subscriber: in.Subscriber, Attestation: in.Attestation, DueAt: w.state.DueAt,
 	}).Get(ctx, &rec); err != nil {
 		return "", err
@@ -303,7 +307,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
 		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
 		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
-		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: in.Subscriber.Email,
 	}).Get(ctx, &issued)
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
 		return "", &rejection{reason: reason}
@@ -437,9 +441,14 @@ func (w *application) finish(ctx workflow.Context, status, reason string) (Appli
 	if err := w.setStatus(ctx, status, reason, status+": "+reason); err != nil {
 		return ApplicationResult{}, err
 	}
-	if status == AppRejected && w.subscriberID != "" {
-		if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewRejected,
-			mailer.ReviewRejectedData{Organization: w.in.Subscriber.Organization, ApplicationID: w.in.ApplicationID, Reason: reason}); err != nil {
+	if status == AppRejected {
+		data := mailer.ReviewRejectedData{Organization: w.in.Subscriber.Organization, ApplicationID: w.in.ApplicationID, Reason: reason}
+		if w.subscriberID != "" {
+			if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewRejected, data); err != nil {
+				return ApplicationResult{}, err
+			}
+		}
+		if err := w.notify(ctx, activities.Recipient{ResellerID: w.in.ResellerID}, mailer.ReviewRejected, data, "reseller"); err != nil {
 			return ApplicationResult{}, err
 		}
 	}

@@ -130,8 +130,8 @@ func TestApplicationRejectedByReview(t *testing.T) {
 	if r.Status != AppRejected || !strings.Contains(r.Reason, "registry") {
 		t.Fatalf("result %+v", r)
 	}
-	if n := len(sent.of(mailer.ReviewRejected)); n != 1 {
-		t.Fatalf("%d rejection notices", n)
+	if n := len(sent.of(mailer.ReviewRejected)); n != 2 {
+		t.Fatalf("%d rejection notices, want subscriber and reseller", n)
 	}
 }
 

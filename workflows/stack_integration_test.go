@@ -1,0 +1,147 @@
+//go:build integration
+
+package workflows
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"certdesk/activities"
+	"certdesk/internal/config"
+	"certdesk/internal/pii"
+	"certdesk/internal/pki"
+	"certdesk/internal/store"
+	"certdesk/internal/testenv"
+)
+
+// stack is CertDesk on real services for one test: a fresh database, the
+// shared Temporal dev server and MailDev, a development CA in a temp dir,
+// and both workers running in-process. Tests using it must not run in
+// parallel: the signing queue name is fixed.
+type stack struct {
+	cfg   *config.Config
+	tc    client.Client
+	mail  *testenv.MailDev
+	store *store.Store
+	acts  *activities.Activities
+	sign  *activities.SigningActivities
+	caDir string
+}
+
+func newStack(t *testing.T, extra map[string]string) *stack {
+	t.Helper()
+	pool, dbURL := testenv.NewDatabase(t)
+	mail := testenv.SharedMailDev(t)
+	tc := testenv.TemporalClient(t, client.Options{})
+	k1, _ := pii.GenerateKey()
+	bk, _ := pii.GenerateKey()
+	caDir := t.TempDir()
+	env := map[string]string{
+		"DATABASE_URL":             dbURL,
+		"CERTDESK_SMTP_HOST":       mail.SMTPHost(),
+		"CERTDESK_SMTP_PORT":       strconv.Itoa(mail.SMTPPort),
+		"CERTDESK_SMTP_TLS":        "none",
+		"CERTDESK_PII_KEYS":        "k1:" + k1,
+		"CERTDESK_BLIND_INDEX_KEY": bk,
+		"CERTDESK_CA_DIR":          caDir,
+		"CERTDESK_CA_PASSPHRASE":   "test-passphrase",
+		"CERTDESK_STAFF_EMAIL":     "staff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@certdesk.test",
+	}
+	root, _ := testenv.RepoRoot()
+	env["CERTDESK_REGISTRY_FILE"] = filepath.Join(root, "dev", "registry.json")
+	for k, v := range extra {
+		env[k] = v
+	}
+	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("WFLOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	st, bidx, err := activities.OpenStore(cfg, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ks := &pki.FileKeyStore{Dir: caDir, Passphrase: []byte(cfg.CAPassphrase), Iterations: 1000}
+	if _, err := pki.Bootstrap(ctx, pki.BootstrapConfig{
+		Dir: caDir, Keys: ks, Organization: "CertDesk Test CA", Country: "JP",
+		URLs:   pki.URLs{Base: cfg.PublicBaseURL},
+		Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: cfg.PublicBaseURL + "/repository/cps"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	acts, err := activities.New(cfg, pool, st, bidx, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign, closeKeys, err := activities.NewSigning(ctx, cfg, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeKeys)
+
+	w := worker.New(tc, TaskQueue, worker.Options{})
+	Register(w)
+	w.RegisterActivity(acts)
+	sw := worker.New(tc, SigningTaskQueue, worker.Options{})
+	sw.RegisterActivity(sign)
+	for _, wk := range []worker.Worker{w, sw} {
+		if err := wk.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(wk.Stop)
+	}
+	return &stack{cfg: cfg, tc: tc, mail: mail, store: st, acts: acts, sign: sign, caDir: caDir}
+}
+
+// writeFile writes b under dir and returns the path.
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openssl runs the real openssl binary and returns its combined output.
+func openssl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("openssl", args...).CombinedOutput()
+	return string(out), err
+}
+
+// waitStatus polls a workflow's status query until pred holds.
+func waitStatus[T any](t *testing.T, tc client.Client, workflowID string, pred func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var v T
+	for time.Now().Before(deadline) {
+		resp, err := tc.QueryWorkflow(context.Background(), workflowID, "", StatusQuery)
+		if err == nil && resp.Get(&v) == nil && pred(v) {
+			return v
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var pending []string
+	if d, err := tc.DescribeWorkflowExecution(context.Background(), workflowID, ""); err == nil {
+		for _, pa := range d.PendingActivities {
+			pending = append(pending, pa.ActivityType.GetName()+": "+pa.LastFailure.GetMessage())
+		}
+	}
+	t.Fatalf("%s: status never matched; last %+v; pending activities %v", workflowID, v, pending)
+	return v
+}
