@@ -281,4 +281,3 @@ func TestApplicationStatusQuery(t *testing.T) {
 		t.Fatalf("query saw %+v", seen)
 	}
 }
-

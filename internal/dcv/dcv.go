@@ -39,7 +39,9 @@ type Validator struct {
 }
 
 // DNSLabel is where the TXT record is expected: _pki-validation.<domain>.
-func DNSLabel(domain string) string { return "_pki-validation." + strings.TrimSuffix(domain, ".") + "." }
+func DNSLabel(domain string) string {
+	return "_pki-validation." + strings.TrimSuffix(domain, ".") + "."
+}
 
 // HTTPPath is where the file is expected.
 func HTTPPath(token string) string { return "/.well-known/pki-validation/" + token + ".txt" }

@@ -15,12 +15,12 @@ import (
 
 // Record is one registered organisation.
 type Record struct {
-	RegistryID   string `json:"registry_id"` // e.g. the Japanese corporate number (法人番号)
-	Name         string `json:"name"`
-	Country      string `json:"country"`
-	Locality     string `json:"locality,omitempty"`
-	Province     string `json:"province,omitempty"`
-	Status       string `json:"status"` // active, dissolved
+	RegistryID string `json:"registry_id"` // e.g. the Japanese corporate number (法人番号)
+	Name       string `json:"name"`
+	Country    string `json:"country"`
+	Locality   string `json:"locality,omitempty"`
+	Province   string `json:"province,omitempty"`
+	Status     string `json:"status"` // active, dissolved
 }
 
 // Lookup finds an organisation by name and country.
