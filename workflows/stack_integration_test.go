@@ -38,7 +38,7 @@ type stack struct {
 	caDir string
 }
 
-func newStack(t *testing.T, extra map[string]string) *stack {
+func newStack(t testing.TB, extra map[string]string) *stack {
 	t.Helper()
 	pool, dbURL := testenv.NewDatabase(t)
 	mail := testenv.SharedMailDev(t)
@@ -108,7 +108,7 @@ func newStack(t *testing.T, extra map[string]string) *stack {
 }
 
 // writeFile writes b under dir and returns the path.
-func writeFile(t *testing.T, dir, name string, b []byte) string {
+func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
