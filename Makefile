@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 GOTEST_FLAGS ?= -p 2 -timeout 30m
 
-.PHONY: all build tools run migrate test unit vet compose-check bench clean
+.PHONY: all build tools run migrate test unit vet record-histories compose-check bench clean
 
 all: build
 
@@ -50,6 +50,11 @@ compose-check:
 
 test: tools vet compose-check
 	$(GO) test $(GOTEST_FLAGS) -tags integration ./...
+
+# Re-record the workflow histories the replay test checks (after an
+# intended, versioned change to a workflow).
+record-histories: tools
+	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k' -count=1 ./workflows
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -192,6 +192,10 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 		t.Fatalf("openssl ocsp: %v\n%s", err, out)
 	}
 
+	recordHistory(t, s.tc, ApplicationWorkflowID(appID), "application-client-sign")
+	recordHistory(t, s.tc, verWF, "verification-code-and-staff")
+	recordHistory(t, s.tc, RevocationWorkflowID(c.Serial), "revocation-key-compromise")
+
 	// The key is blocked: a new application with it would be refused.
 	blocked, ok, err := s.store.IsKeyBlocked(ctx, c.SPKISHA256)
 	if err != nil || !ok {

@@ -47,6 +47,7 @@ func massRevoke(tb testing.TB, s *stack, n int) (time.Duration, MassProgress) {
 		tb.Fatal(err)
 	}
 	took := time.Since(start)
+	recordHistory(tb, s.tc, MassRevocationWorkflowID(incident), "massrevocation-real")
 	if p.Status != MassDone || p.Revoked != int64(n) {
 		tb.Fatalf("progress %+v", p)
 	}
