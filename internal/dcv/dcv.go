@@ -73,7 +73,7 @@ func (v *Validator) http(ctx context.Context, domain, token string) error {
 	}
 	dial := v.Dial
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: v.timeout()}).DialContext
+		dial = v.resolvingDial
 	}
 	c := &http.Client{
 		Timeout: v.timeout(),
@@ -99,6 +99,32 @@ func (v *Validator) http(ctx context.Context, domain, token string) error {
 		return fmt.Errorf("%w: the file at %s does not hold the token", ErrNotYet, HTTPPath(token))
 	}
 	return nil
+}
+
+// resolvingDial looks the name up through the CA's own resolver (not the
+// host's), as a CA must, and connects to the first address it returns.
+func (v *Validator) resolvingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: v.timeout()}
+	if v.Resolver == "" {
+		return d.DialContext(ctx, network, addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(host), dns.TypeA)
+	m.RecursionDesired = true
+	in, _, err := (&dns.Client{Timeout: v.timeout()}).ExchangeContext(ctx, m, v.Resolver)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	for _, rr := range in.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return d.DialContext(ctx, network, net.JoinHostPort(a.A.String(), port))
+		}
+	}
+	return nil, fmt.Errorf("resolve %s: no A record", host)
 }
 
 func (v *Validator) dns(ctx context.Context, domain, token string) error {
