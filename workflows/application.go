@@ -379,6 +379,8 @@ func (w *application) verifyIdentity(ctx workflow.Context) error {
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        VerificationWorkflowID(verID),
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_TERMINATE,
+		StaticSummary:     "Identity verification for application " + w.in.ApplicationID,
+		StaticDetails:     "Product " + w.in.Product + ", reseller " + w.in.ResellerID + ". Staff: send confirm-identity after checking the documents.",
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			cases.CaseType.ValueSet(cases.TypeVerification),
 			cases.ResellerID.ValueSet(w.in.ResellerID),

@@ -292,6 +292,7 @@ func (w *revocation) cascade(ctx workflow.Context, serials []string) error {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:        RevocationWorkflowID(s),
 			ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+			StaticSummary:     "Revocation of " + s + " (key compromise of " + w.in.Serial + ")",
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, Revocation, RevocationInput{
 			Serial: s, Reason: "keyCompromise", Requester: Requester{Kind: RequesterSystem, ID: "key-compromise:" + w.in.Serial},
