@@ -1,0 +1,91 @@
+//go:build integration
+
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"certdesk/internal/pki"
+	"certdesk/internal/store"
+	"certdesk/internal/testenv"
+)
+
+// TestIssueCertificateOncePerApplication: retried and concurrent calls for
+// one application return the one certificate issued; nothing signs twice.
+func TestIssueCertificateOncePerApplication(t *testing.T) {
+	md := testenv.SharedMailDev(t)
+	a := newActs(t, md)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
+	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
+		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+	chk, err := a.CheckCSR(ctx, CheckCSRInput{Product: "server-dv", CSRPEM: csr, Domains: []string{"www.example.jp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.CreateReseller(ctx, store.Reseller{ID: "rs_i", Name: "I", APIKeyHash: "00000000000000000000000000000000000000000000000000000000000000ef", APIKeyPrefix: "cdk_i"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := a.RecordApplication(ctx, RecordApplicationInput{ApplicationID: "app_once", ResellerID: "rs_i", WorkflowID: "application/app_once",
+		Product: "server-dv", CSRPEM: csr, SPKISHA256: chk.SPKISHA256, Domains: []string{"www.example.jp"}, ValidityDays: 90,
+		Subscriber: SubscriberData{Name: "n", Email: "once@example.jp", Country: "JP"}, Attestation: Attestation{TermsVersion: "v1", Truthful: true}, DueAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetApplicationStatus(ctx, ApplicationStatusInput{ApplicationID: "app_once", Status: "validating"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetApplicationStatus(ctx, ApplicationStatusInput{ApplicationID: "app_once", Status: "issuing"}); err != nil {
+		t.Fatal(err)
+	}
+	in := IssueInput{ApplicationID: "app_once", ResellerID: "rs_i", SubscriberID: rec.SubscriberID, Product: "server-dv", CSRPEM: csr,
+		Domains: []string{"www.example.jp"}, ValidityDays: 90}
+	var wg sync.WaitGroup
+	results := make([]IssueResult, 4)
+	errs := make([]error, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i], errs[i] = sa.IssueCertificate(ctx, in) }()
+	}
+	wg.Wait()
+	retry, err := sa.IssueCertificate(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if r.Serial != retry.Serial || !bytes.Equal([]byte(r.CertificatePEM), []byte(retry.CertificatePEM)) {
+			t.Fatalf("call %d returned another certificate: %s vs %s", i, r.Serial, retry.Serial)
+		}
+	}
+	var n int
+	if err := a.Store.DB().Get(&n, `SELECT count(*) FROM certificates WHERE application_id = 'app_once'`); err != nil || n != 1 {
+		t.Fatalf("%d certificates for one application (err %v)", n, err)
+	}
+	var ocsp int
+	if err := a.Store.DB().Get(&ocsp, `SELECT count(*) FROM ocsp_responses WHERE serial = $1 AND status = 'good'`, retry.Serial); err != nil || ocsp != 1 {
+		t.Fatalf("first OCSP answer: %d (err %v)", ocsp, err)
+	}
+}
