@@ -22,6 +22,31 @@ type SigningActivities struct {
 	CA    *pki.CA
 	Store *store.Store
 	Log   *slog.Logger
+	// Keys is where new OCSP responder keys are made; nil disables renewal.
+	Keys pki.KeyStore
+}
+
+// RenewOCSPResponders replaces each delegated OCSP responder certificate
+// that is close to expiry with a new key and certificate, and returns how
+// many it renewed. The daily schedule runs it, so renewal is automatic.
+func (s *SigningActivities) RenewOCSPResponders(ctx context.Context) (int, error) {
+	if s.Keys == nil {
+		return 0, nil
+	}
+	now := time.Now()
+	n := 0
+	for _, is := range s.CA.Issuers() {
+		r, ok := s.CA.Responder(is.ID())
+		if ok && !r.NeedsRenewal(now) {
+			continue
+		}
+		if _, err := s.CA.RenewOCSPResponder(ctx, s.Keys, is.ID(), now); err != nil {
+			return n, fmt.Errorf("renew OCSP responder of %s: %w", is.ID(), err)
+		}
+		s.Log.Info("OCSP responder renewed", "issuer", is.ID())
+		n++
+	}
+	return n, nil
 }
 
 // IssueInput is what the signer needs; the subject is the verified data.

@@ -84,5 +84,5 @@ func NewSigning(ctx context.Context, cfg *config.Config, st *store.Store, log *s
 		closeKeys()
 		return nil, nil, fmt.Errorf("load CA from %s: %w", cfg.CADir, err)
 	}
-	return &SigningActivities{CA: ca, Store: st, Log: log}, closeKeys, nil
+	return &SigningActivities{CA: ca, Store: st, Log: log, Keys: ks}, closeKeys, nil
 }

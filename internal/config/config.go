@@ -145,7 +145,7 @@ func Vars() []Var {
 				c.BulkRate = f
 				return nil
 			}},
-		{Name: "CERTDESK_CRL_REFRESH", Default: "24h", Help: "how often the CRL schedule republishes every shard (BR: at least every 4 days)",
+		{Name: "CERTDESK_CRL_REFRESH", Default: "12h", Help: "how often the schedule republishes every CRL shard (BR: at least every 4 days) and refreshes OCSP answers past half their validity",
 			parse: func(c *Config, v string) error { return duration(v, &c.CRLRefresh) }},
 		{Name: "CERTDESK_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 			parse: func(c *Config, v string) error {
