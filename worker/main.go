@@ -4,6 +4,8 @@
 //	worker -role signer    signing work on "certdesk-signing" (holds the CA keys)
 //	worker -role all       both, for development
 //	worker bootstrap-ca    create the development or production CA (key ceremony)
+//	worker verify-audit    walk the audit hash chain; name the first broken row
+//	worker rotate-keys     re-encrypt personal data under the newest key
 package main
 
 import (
@@ -25,9 +27,23 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "bootstrap-ca" {
+	cmd := ""
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	switch cmd {
+	case "bootstrap-ca":
 		err = bootstrapCA(os.Args[2:])
-	} else {
+	case "verify-audit", "rotate-keys":
+		var cfg *config.Config
+		if cfg, err = config.Load(); err == nil {
+			if cmd == "verify-audit" {
+				err = verifyAudit(context.Background(), cfg, os.Stdout)
+			} else {
+				err = rotateKeys(context.Background(), cfg, os.Stdout)
+			}
+		}
+	default:
 		err = run(os.Args[1:])
 	}
 	if err != nil {
