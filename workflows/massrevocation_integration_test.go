@@ -4,6 +4,7 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"crypto/x509"
 	"math/big"
 	"os"
@@ -21,6 +22,10 @@ import (
 // all with a MassRevocation workflow, and checks from PostgreSQL that every
 // one is revoked and listed in the CRL shard it belongs to.
 func massRevoke(tb testing.TB, s *stack, n int) (time.Duration, MassProgress) {
+	return massRevokeNotify(tb, s, n, false)
+}
+
+func massRevokeNotify(tb testing.TB, s *stack, n int, notifyAll bool) (time.Duration, MassProgress) {
 	tb.Helper()
 	ctx := context.Background()
 	issuer, err := s.sign.CA.IssuerFor(ProductServerDV)
@@ -38,7 +43,7 @@ func massRevoke(tb testing.TB, s *stack, n int) (time.Duration, MassProgress) {
 	dry := false
 	start := time.Now()
 	run, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: MassRevocationWorkflowID(incident), TaskQueue: TaskQueue}, MassRevocation,
-		MassRevocationInput{Incident: incident, Selector: activities.Selector{Issuer: issuer.ID()}, Reason: "cessationOfOperation", DryRun: &dry, BatchSize: 5000})
+		MassRevocationInput{Incident: incident, Selector: activities.Selector{Issuer: issuer.ID()}, Reason: "cessationOfOperation", DryRun: &dry, BatchSize: 5000, Notify: notifyAll})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,6 +88,26 @@ func massRevoke(tb testing.TB, s *stack, n int) (time.Duration, MassProgress) {
 }
 
 const fixedHash = "00000000000000000000000000000000000000000000000000000000000000ab"
+
+// TestMassRevocationNoticesOnStack: with notify on, every revoked
+// certificate's subscriber gets revocation_done once, through the bulk sender.
+func TestMassRevocationNoticesOnStack(t *testing.T) {
+	s := newStack(t, nil)
+	_, p := massRevokeNotify(t, s, 120, true)
+	if p.Notified != 120 {
+		t.Fatalf("progress %+v", p)
+	}
+	// Seeded certificates share one subscriber address.
+	addr := fmt.Sprintf("sub_seed_%x@seed.invalid", int64(0x1000000000000000))
+	got := s.mail.WaitFor(t, addr, 120, 60*time.Second)
+	ids := map[string]bool{}
+	for _, m := range got {
+		ids[m.ID] = true
+	}
+	if len(got) != 120 || len(ids) != 120 {
+		t.Fatalf("%d notices (%d distinct), want 120", len(got), len(ids))
+	}
+}
 
 func TestMassRevocation100kOnStack(t *testing.T) {
 	s := newStack(t, nil)

@@ -126,3 +126,29 @@ func TestMassRevocationRefusesHoldAndEmptySelector(t *testing.T) {
 		}
 	}
 }
+
+func TestMassRevocationSendsNoticesInPages(t *testing.T) {
+	env, _ := newEnv(t)
+	f := &fakeCerts{n: 250, revoked: map[string]bool{}}
+	f.mocks(env)
+	var a *activities.Activities
+	pages := 0
+	env.OnActivity(a.NotifyRevoked, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NotifyRevokedInput) (activities.NotifyRevokedResult, error) {
+			if pages == 3 {
+				return activities.NotifyRevokedResult{}, nil
+			}
+			pages++
+			return activities.NotifyRevokedResult{Count: 100, Last: fmt.Sprint(pages)}, nil
+		})
+	in := massInput(false, 100)
+	in.Notify = true
+	env.ExecuteWorkflow(MassRevocation, in)
+	var p MassProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != MassDone || p.Notified != 300 || p.NoticeCursor != "3" {
+		t.Fatalf("progress %+v", p)
+	}
+}
