@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"certdesk/internal/mailer"
 	"certdesk/internal/store"
 )
@@ -290,7 +292,14 @@ func (a *Activities) NotifyRevoked(ctx context.Context, in NotifyRevokedInput) (
 			IdempotencyKey: mailer.Key(in.WorkflowID, mailer.RevocationDone, r.Serial),
 		})
 	}
-	if _, err := a.Outbox.SendBulk(ctx, msgs, mailer.BulkOptions{RatePerSecond: a.Config.BulkRate}); err != nil {
+	// A retried page resumes after the last message heartbeated; the email
+	// log skips anything sent after that.
+	start := 0
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &start)
+	}
+	if _, err := a.Outbox.SendBulk(ctx, msgs, mailer.BulkOptions{RatePerSecond: a.Config.BulkRate, StartAt: start,
+		Progress: func(done int) { activity.RecordHeartbeat(ctx, done) }}); err != nil {
 		return NotifyRevokedResult{}, err
 	}
 	return NotifyRevokedResult{Count: len(revs), Last: revs[len(revs)-1].Serial}, nil
