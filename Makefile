@@ -54,7 +54,7 @@ test: tools vet compose-check
 # Re-record the workflow histories the replay test checks (after an
 # intended, versioned change to a workflow).
 record-histories: tools
-	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k' -count=1 ./workflows
+	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k|DVIssuance' -count=1 ./workflows
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -221,6 +221,8 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 	}
 	var rej *rejection
 	switch {
+	case errors.As(err, &rej) && rej.failed:
+		return w.finish(final, AppFailed, rej.reason)
 	case errors.As(err, &rej):
 		return w.finish(final, AppRejected, rej.reason)
 	case err != nil && w.state.CertificateSerial != "":
@@ -237,8 +239,13 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 	return ApplicationResult{Status: AppIssued, CertificateSerial: serial}, nil
 }
 
-// rejection ends an application as rejected with a reason the reseller sees.
-type rejection struct{ reason string }
+// rejection ends an application as rejected with a reason the reseller
+// sees; failed marks a refusal at signing time (status failed: the review had
+// approved it).
+type rejection struct {
+	reason string
+	failed bool
+}
 
 func (r *rejection) Error() string { return r.reason }
 
@@ -307,10 +314,11 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
 		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
 		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
-		Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: in.Subscriber.Email,
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: certEmail(in),
 	}).Get(ctx, &issued)
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
-		return "", &rejection{reason: reason}
+		// The pre-issuance lint or a last check refused: nothing was signed.
+		return "", &rejection{reason: "issuance refused: " + reason, failed: true}
 	} else if err != nil {
 		return "", err
 	}
@@ -477,4 +485,13 @@ func (w *application) setStatus(ctx workflow.Context, status, reason, details st
 
 func (w *application) notify(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) error {
 	return notify(ctx, to, n, data, keyParts...)
+}
+
+// certEmail is the mailbox printed in a client certificate; TLS certificates
+// carry none.
+func certEmail(in ApplicationInput) string {
+	if in.Product == ProductClientSign {
+		return in.Subscriber.Email
+	}
+	return ""
 }
