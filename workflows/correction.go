@@ -171,7 +171,8 @@ func (w *correction) run(ctx workflow.Context) (CorrectionResult, error) {
 	// that the new application can go through, before anything is revoked.
 	if w.plan.Reissue != nil {
 		r := w.plan.Reissue
-		in := activities.CheckCSRInput{Product: r.Product, CSRPEM: r.CSRPEM, Domains: r.Domains}
+		in := activities.CheckCSRInput{Product: r.Product, CSRPEM: r.CSRPEM, Domains: r.Domains,
+			Subject: activities.SubjectFrom(r.Subscriber, r.Product)}
 		if r.Product == ProductClientSign {
 			in.Domains, in.Email = nil, r.Subscriber.Email
 		}
@@ -185,7 +186,7 @@ func (w *correction) run(ctx workflow.Context) (CorrectionResult, error) {
 
 	// 3. Record it; from here the correction is on file.
 	stop := startDeadlineWatch(ctx, deadlineWatch{caseType: cases.TypeCorrection, stage: "correction",
-		start: workflow.GetInfo(ctx).WorkflowStartTime,
+		start:     workflow.GetInfo(ctx).WorkflowStartTime,
 		reminders: []time.Duration{CorrectionReminderAfter}, escalation: CorrectionEscalationAfter})
 	defer stop()
 	if err := workflow.ExecuteActivity(ctx, a.RecordCorrection, activities.RecordCorrectionInput{
@@ -294,7 +295,7 @@ func (w *correction) reissue(ctx workflow.Context) (CorrectionResult, error) {
 	// address on record when the correction was made).
 	contact := map[string]string{}
 	for f, v := range w.plan.Changes {
-		if !containsString(w.plan.PrintedFields, f) {
+		if !containsField(w.plan.PrintedFields, f) {
 			contact[f] = v
 		}
 	}
@@ -323,6 +324,8 @@ func (w *correction) revoke(ctx workflow.Context) (time.Time, error) {
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        revID,
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     "Revocation of " + w.plan.Serial + " (superseded: correction " + w.in.CorrectionID + ")",
+		StaticDetails:     "Printed fields corrected: " + strings.Join(w.plan.PrintedFields, ", ") + ". Requested by reseller " + w.in.ResellerID + " through correction " + w.in.CorrectionID + ".",
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, Revocation, req)
 	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
@@ -374,6 +377,12 @@ func (w *correction) reapply(ctx workflow.Context) (string, error) {
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        ApplicationWorkflowID(appID),
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     "Application " + appID + ": " + r.Product + " re-application after correction " + w.in.CorrectionID,
+		StaticDetails:     "Prefilled with the corrected data and the key of " + w.plan.Serial + " (revoked, superseded). Reseller " + w.in.ResellerID + " completes it.",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			cases.CaseType.ValueSet(cases.TypeApplication),
+			cases.ResellerID.ValueSet(w.in.ResellerID),
+		),
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, Application, in)
 	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
@@ -440,7 +449,7 @@ func (w *correction) setStatus(ctx workflow.Context, status, reason, details str
 	}).Get(ctx, nil)
 }
 
-func containsString(list []string, s string) bool {
+func containsField(list []string, s string) bool {
 	i := sort.SearchStrings(list, s)
 	return i < len(list) && list[i] == s
 }

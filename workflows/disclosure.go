@@ -211,7 +211,7 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 			return w.state, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r DocumentsRequest) error {
-			if w.state.Status != DiscVerifyingIdentity || w.state.Paused {
+			if w.state.Status != DiscVerifyingIdentity || w.state.Paused || w.refusal != nil || w.closed {
 				return fmt.Errorf("disclosure %s is %s: documents can be asked for only while the identity is being verified", w.in.RequestID, w.state.Status)
 			}
 			if strings.TrimSpace(r.Reviewer) == "" {
@@ -314,6 +314,22 @@ func (w *disclosure) run(ctx workflow.Context) (DisclosureResult, error) {
 	}
 	w.startClock(ctx)
 	workflow.Go(ctx, w.clockWriter)
+	// The starter (or an upload) may say the documents came by Signal.
+	docsCh := workflow.GetSignalChannel(ctx, DocumentsReceivedSignal)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		for {
+			var d DocumentsReceived
+			if !docsCh.Receive(gctx, &d) {
+				return
+			}
+			if d.Reviewer == "" {
+				d.Reviewer = "system"
+			}
+			if !w.closed {
+				w.resume(gctx, d.Reviewer)
+			}
+		}
+	})
 
 	// The steps run until delivery unless staff refuse (which cancels them).
 	stepsCtx, cancel := workflow.WithCancel(ctx)
@@ -348,6 +364,9 @@ func (w *disclosure) steps(ctx workflow.Context) error {
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        VerificationWorkflowID(w.state.VerificationID),
 		ParentClosePolicy: enums.PARENT_CLOSE_POLICY_TERMINATE,
+		StaticSummary:     "Identity verification for disclosure request " + w.in.RequestID,
+		StaticDetails: "Staff: check the requester's documents, then send confirm-identity here. To ask for documents, send " +
+			"request-documents to " + workflow.GetInfo(ctx).WorkflowExecution.ID + " (pauses the O6 clock); documents-received resumes it.",
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			cases.CaseType.ValueSet(cases.TypeVerification),
 		),

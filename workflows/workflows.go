@@ -153,4 +153,8 @@ func Register(r Registry) {
 	r.RegisterWorkflow(Revocation)
 	r.RegisterWorkflow(MassRevocation)
 	r.RegisterWorkflow(PublishCRLs)
+	r.RegisterWorkflow(Correction)
+	r.RegisterWorkflow(Disclosure)
+	r.RegisterWorkflow(Inquiry)
+	r.RegisterWorkflow(PolicyNotice)
 }
