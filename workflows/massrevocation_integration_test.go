@@ -4,8 +4,8 @@ package workflows
 
 import (
 	"context"
-	"fmt"
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"os"
 	"strconv"
