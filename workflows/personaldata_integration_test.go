@@ -289,6 +289,7 @@ func TestDisclosureOnRealStack(t *testing.T) {
 	if res.Status != DiscDelivered || res.NothingHeld {
 		t.Fatalf("result %+v", res)
 	}
+	recordHistory(t, s.tc, wfID, "disclosure-paused-delivered")
 
 	// The link from the email.
 	msgs := s.mail.WaitFor(t, email, 2, 30*time.Second)
@@ -491,6 +492,7 @@ func TestCorrectionOnRealStack(t *testing.T) {
 	if res.Status != CorrApplied {
 		t.Fatalf("contact correction: %+v", res)
 	}
+	recordHistory(t, s.tc, CorrectionWorkflowID(corID), "correction-contact")
 	sub, err := s.store.GetSubscriber(ctx, activities.SubscriberIDFor(appID))
 	if err != nil || sub.Email != newEmail || sub.Phone != "+81-3-9999-0000" {
 		t.Fatalf("subscriber after correction %+v %v", sub, err)
@@ -566,6 +568,7 @@ func TestPolicyNoticeOnRealStack(t *testing.T) {
 	if p.Status != PolicyDone || p.Recipients != 3 || p.Sent != 3 || p.Pages != 2 {
 		t.Fatalf("progress %+v", p)
 	}
+	recordHistory(t, s.tc, PolicyNoticeWorkflowID(version), "policynotice-pages")
 	for _, n := range []string{"a", "b", "c"} {
 		msgs := s.mail.WaitFor(t, addr(n), 1, 30*time.Second)
 		if len(msgs) != 1 || !strings.Contains(msgs[0].Text, version) {

@@ -31,7 +31,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		})
 		seen[strings.SplitN(filepath.Base(f), "-", 2)[0]] = true
 	}
-	for _, want := range []string{"application", "verification", "revocation", "massrevocation"} {
+	for _, want := range []string{"application", "verification", "revocation", "massrevocation", "disclosure", "correction", "policynotice"} {
 		if !seen[want] {
 			t.Errorf("no recorded history of %s", want)
 		}
