@@ -23,7 +23,7 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 	tc := testenv.TemporalClient(t, client.Options{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	up := httptest.NewServer(newServer(&config.Config{}, pool, tc, log).routes())
+	up := httptest.NewServer(mustServer(t, deps{Config: &config.Config{}, DB: pool, Temporal: tc, Log: log}).handler())
 	defer up.Close()
 	if code, _ := getReadyz(t, up.URL); code != http.StatusOK {
 		t.Fatalf("readyz with everything up: %d", code)
@@ -36,7 +36,7 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dead.Close()
-	down := httptest.NewServer(newServer(&config.Config{}, dead, tc, log).routes())
+	down := httptest.NewServer(mustServer(t, deps{Config: &config.Config{}, DB: dead, Temporal: tc, Log: log}).handler())
 	defer down.Close()
 	code, body := getReadyz(t, down.URL)
 	if code != http.StatusServiceUnavailable {

@@ -1,37 +1,45 @@
 // Command starter is CertDesk's front door: the reseller and public HTTP API,
-// the CA repository (CRL, OCSP, CA certificates), health and metrics, and the
-// operator subcommands.
+// the CA repository (CRL, OCSP, CA certificates), the Temporal codec server
+// for staff tools, health and metrics, and the operator subcommands.
 //
-//	starter            serve HTTP on CERTDESK_HTTP_ADDR
-//	starter migrate    apply database migrations and exit
-//	starter healthcheck  exit 0 when this host's starter answers /readyz with 200
-//	starter config     print the configuration variables as a Markdown table
+//	starter                 serve HTTP on CERTDESK_HTTP_ADDR
+//	starter migrate         apply database migrations and exit
+//	starter healthcheck     exit 0 when this host's starter answers /readyz with 200
+//	starter config          print the configuration variables as a Markdown table
+//	starter reseller add --name NAME [--contact-email E] [--id rs_…]
+//	                        create a reseller; prints its API key alone on the last line
+//	starter reseller rotate-key --id rs_…   replace a reseller's key (prints the new one)
+//	starter reseller disable --id rs_…      stop a reseller's key from authenticating
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/logging"
+	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "starter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+func run(args []string, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -44,10 +52,12 @@ func run(args []string) error {
 	case "healthcheck":
 		return healthcheck()
 	case "config":
-		fmt.Print(config.Markdown())
+		fmt.Fprint(stdout, config.Markdown())
 		return nil
+	case "reseller":
+		return resellerCommand(args, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, config)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, config, reseller)", cmd)
 	}
 }
 
@@ -66,15 +76,30 @@ func migrate() error {
 	return db.Migrate(ctx, pool, log)
 }
 
+// openStore builds the repository with the personal-data keys: the
+// starter decrypts certificates for their reseller and encrypts reseller
+// contact addresses.
+func openStore(cfg *config.Config, pool *sqlxDB) (*store.Store, error) {
+	st, _, err := activities.OpenStore(cfg, pool)
+	return st, err
+}
+
 func serve() error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
 	}
+	if cfg.StaffToken != "" && len(cfg.StaffToken) < 16 {
+		return errors.New("config: CERTDESK_STAFF_TOKEN is too short: use at least 16 characters (e.g. `openssl rand -hex 24`)")
+	}
 	log := logging.New("starter", cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	cdc, err := temporalclient.Codec(cfg.CodecKey)
+	if err != nil {
+		return err
+	}
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -83,16 +108,32 @@ func serve() error {
 	if err := db.Migrate(ctx, pool, log); err != nil {
 		return err
 	}
+	st, err := openStore(cfg, pool)
+	if err != nil {
+		return err
+	}
 	tc, err := temporalclient.New(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	if cfg.StaffToken == "" {
+		log.Warn("CERTDESK_STAFF_TOKEN is not set: the /codec endpoints for the Temporal UI are disabled")
+	}
 
+	s, err := newServer(deps{Config: cfg, DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
+	if err != nil {
+		return err
+	}
+	go s.purgeIdempotencyKeys(ctx)
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           newServer(cfg, pool, tc, log).routes(),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -108,6 +149,24 @@ func serve() error {
 		_ = srv.Shutdown(shutdown)
 	}
 	return nil
+}
+
+// purgeIdempotencyKeys deletes expired Idempotency-Key answers hourly.
+func (s *server) purgeIdempotencyKeys(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.st.PurgeIdempotencyKeys(ctx, s.limits.IdempotencyTTL); err != nil {
+			s.log.Warn("purge idempotency keys", "error", err)
+		} else if n > 0 {
+			s.log.Info("purged idempotency keys", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // healthcheck probes the local starter, for container health checks where no
@@ -127,4 +186,89 @@ func healthcheck() error {
 		return fmt.Errorf("readyz: %s", resp.Status)
 	}
 	return nil
+}
+
+// resellerCommand runs `starter reseller add|rotate-key|disable`.
+func resellerCommand(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("reseller: use `reseller add --name NAME [--contact-email E]`, `reseller rotate-key --id ID` or `reseller disable --id ID`")
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool, nil); err != nil {
+		return err
+	}
+	st, err := openStore(cfg, pool)
+	if err != nil {
+		return err
+	}
+	return resellerAdmin(ctx, st, args, stdout)
+}
+
+// resellerAdmin is the reseller subcommand on an open store (tests call it
+// directly). The API key is printed once, alone on the last line of stdout,
+// so scripts can take it with `tail -n1`; only its SHA-256 is stored.
+func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout io.Writer) error {
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("reseller "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "reseller name")
+	email := fs.String("contact-email", "", "where reseller notices go")
+	id := fs.String("id", "", "reseller id (rs_…); add generates one when empty")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("reseller %s: %w", sub, err)
+	}
+	switch sub {
+	case "add":
+		if *name == "" {
+			return errors.New("reseller add: --name is required")
+		}
+		if *id == "" {
+			*id = "rs_" + randomID(8)
+		}
+		key, prefix, err := store.GenerateAPIKey()
+		if err != nil {
+			return err
+		}
+		if err := st.CreateReseller(ctx, store.Reseller{ID: *id, Name: *name, APIKeyHash: store.HashAPIKey(key),
+			APIKeyPrefix: prefix, ContactEmail: *email}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reseller %s (%s) created; key prefix %s\n", *id, *name, prefix)
+		fmt.Fprintln(stdout, "the API key follows; it is shown only once (only its SHA-256 is stored):")
+		fmt.Fprintln(stdout, key)
+		return nil
+	case "rotate-key":
+		if *id == "" {
+			return errors.New("reseller rotate-key: --id is required")
+		}
+		key, prefix, err := store.GenerateAPIKey()
+		if err != nil {
+			return err
+		}
+		if err := st.SetResellerKey(ctx, *id, store.HashAPIKey(key), prefix); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reseller %s: new key prefix %s; the old key no longer works\n", *id, prefix)
+		fmt.Fprintln(stdout, key)
+		return nil
+	case "disable":
+		if *id == "" {
+			return errors.New("reseller disable: --id is required")
+		}
+		if err := st.DisableReseller(ctx, *id, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reseller %s disabled\n", *id)
+		return nil
+	}
+	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable)", sub)
 }

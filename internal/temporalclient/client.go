@@ -1,6 +1,7 @@
 // Package temporalclient builds the Temporal client every CertDesk process
 // uses, so the worker, the signer and the starter agree on namespace, logger
-// and (later) the payload codec.
+// and the payload codec: every payload and failure message is encrypted with
+// CERTDESK_CODEC_KEY (internal/codec) before it reaches the Temporal server.
 package temporalclient
 
 import (
@@ -11,22 +12,56 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"certdesk/internal/codec"
 	"certdesk/internal/config"
 	"certdesk/internal/logging"
 )
 
 // New returns a lazily connecting client: processes start even while the
 // Temporal server is still coming up, and readiness reports it instead.
+// It refuses to build a client without a codec key: payloads carry personal
+// data and must never reach Temporal in clear.
 func New(cfg *config.Config, log *slog.Logger) (client.Client, error) {
-	c, err := client.NewLazyClient(client.Options{
+	opts, err := WithCodec(client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    logging.Temporal(log),
-	})
+	}, cfg.CodecKey)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
 	return c, nil
+}
+
+// Codec parses the payload codec key (CERTDESK_CODEC_KEY).
+func Codec(key string) (*codec.Codec, error) {
+	if key == "" {
+		return nil, fmt.Errorf("config: CERTDESK_CODEC_KEY is not set (Temporal payload encryption key; make one with `openssl rand -base64 32`)")
+	}
+	c, err := codec.ParseKeys(key)
+	if err != nil {
+		return nil, fmt.Errorf("config: CERTDESK_CODEC_KEY: %w", err)
+	}
+	return c, nil
+}
+
+// WithCodec sets opts' data converter and failure converter to encrypt with
+// key. Tests use it to talk to workflows started by the starter:
+//
+//	opts, _ := temporalclient.WithCodec(client.Options{}, key)
+//	tc := testenv.TemporalClient(t, opts)
+func WithCodec(opts client.Options, key string) (client.Options, error) {
+	c, err := Codec(key)
+	if err != nil {
+		return opts, err
+	}
+	opts.DataConverter = c.DataConverter()
+	opts.FailureConverter = c.FailureConverter()
+	return opts, nil
 }
 
 // Check reports whether the Temporal frontend answers within timeout.

@@ -1,0 +1,5 @@
+package main
+
+import "github.com/jmoiron/sqlx"
+
+type sqlxDB = sqlx.DB
