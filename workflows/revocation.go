@@ -125,12 +125,14 @@ func Revocation(ctx workflow.Context, in RevocationInput) (RevocationResult, err
 }
 
 type revocation struct {
-	in     RevocationInput
-	state  RevocationState
-	target activities.RevocationTarget
+	in              RevocationInput
+	origRequestedAt time.Time
+	state           RevocationState
+	target          activities.RevocationTarget
 }
 
 func (w *revocation) setup(ctx workflow.Context) error {
+	w.origRequestedAt = w.in.RequestedAt
 	if w.in.RequestedAt.IsZero() {
 		w.in.RequestedAt = workflow.GetInfo(ctx).WorkflowStartTime
 	}
@@ -187,6 +189,11 @@ func (w *revocation) run(ctx workflow.Context) (RevocationResult, error) {
 			var extra RevocationInput
 			if !reqCh.Receive(gctx, &extra) {
 				return
+			}
+			// Signal-with-start also delivers the starting request as a
+			// signal: that one has had its first report already.
+			if extra.Requester == w.in.Requester && extra.RequestedAt.Equal(w.origRequestedAt) {
+				continue
 			}
 			w.state.Requests = append(w.state.Requests, extra.Requester)
 			_ = w.firstReport(gctx, extra.Requester, fmt.Sprint(len(w.state.Requests)))

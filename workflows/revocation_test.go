@@ -203,6 +203,21 @@ func TestRevocationSecondRequestJoins(t *testing.T) {
 	}
 }
 
+func TestRevocationSignalWithStartReportsOnce(t *testing.T) {
+	env, sent := newEnv(t)
+	rec := revRecorder{hold: time.Hour}
+	revMocks(env, &rec, testTarget, nil)
+	in := RevocationInput{Serial: "1a2b", Reason: "superseded", Requester: Requester{Kind: RequesterReseller, ID: "rs_a"},
+		RequestedAt: time.Date(2026, 11, 2, 8, 59, 0, 0, time.UTC)}
+	// The starter's signal-with-start: the same request arrives as a signal too.
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(RequestSignal, in) }, 0)
+	env.ExecuteWorkflow(Revocation, in)
+	revResult(t, env)
+	if acc := sent.of(mailer.RevocationAccepted); len(acc) != 1 {
+		t.Fatalf("%d first reports for one request", len(acc))
+	}
+}
+
 func TestRevocationAlreadyRevokedStaysRevoked(t *testing.T) {
 	env, _ := newEnv(t)
 	var rec revRecorder
