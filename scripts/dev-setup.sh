@@ -20,4 +20,16 @@ if [[ ! -f "$RUN/ca/ca.json" ]]; then
 	"$BIN/worker" bootstrap-ca -if-missing >"$RUN/logs/bootstrap-ca.log" 2>&1 || { cat "$RUN/logs/bootstrap-ca.log"; exit 1; }
 	log "created the development CA in $RUN/ca"
 fi
-DEV_SETUP_SUMMARY="  CA certificates   $RUN/ca   (http://127.0.0.1:$HTTP_PORT/repository/ca/<issuer>.pem)"
+
+# dev_reseller creates the demo reseller once (after migrations) and keeps
+# its API key in .run/demo-reseller.key.
+dev_reseller() {
+	if [[ ! -s "$RUN/demo-reseller.key" ]]; then
+		(umask 077 && "$BIN/starter" reseller add --name "Demo Reseller" --contact-email reseller@demo.example \
+			2>>"$RUN/logs/reseller.log" | tail -n1 >"$RUN/demo-reseller.key")
+		log "created the demo reseller"
+	fi
+	DEV_SETUP_SUMMARY="  CA certificates  $RUN/ca   (http://127.0.0.1:$HTTP_PORT/repository/ca/<issuer>.pem)
+  Demo reseller    Authorization: Bearer $(cat "$RUN/demo-reseller.key")
+  Staff codec      token in $RUN/dev.env (CERTDESK_STAFF_TOKEN); sign in at http://127.0.0.1:$HTTP_PORT/codec/session"
+}

@@ -5,6 +5,8 @@
 # under .run/pg), the Temporal dev server (SQLite under .run/, Web UI), MailDev,
 # migrations, a development CA, a demo reseller, the worker (all roles) and the
 # starter. Prints the URLs, waits for /readyz, stops everything on Ctrl-C.
+# TEMPORAL=postgres: the standalone Temporal server on PostgreSQL instead of
+# the dev server (scripts/temporal-postgres.sh), with bin/temporal-ui.
 # A second run reuses .run/.
 set -euo pipefail
 
@@ -99,6 +101,22 @@ if [[ $(psql "$admin_url" -Atc "select 1 from pg_database where datname = '$db_n
 fi
 export DATABASE_URL
 
+if [[ ${TEMPORAL:-} == postgres ]]; then
+# --- Temporal server on PostgreSQL (make run TEMPORAL=postgres) -------------
+# The standalone server v1.29.1 (bin/temporal-server), its history and
+# visibility in databases temporal and temporal_visibility on the same
+# PostgreSQL as CertDesk, and the Web UI from bin/temporal-ui (the standalone
+# server has none). scripts/temporal-postgres.sh holds the details.
+pg_hostport=$(sed -E 's#^[^/]*//([^@/]*@)?([^/?]*).*#\2#' <<<"$admin_url")
+pg_user=$(sed -E 's#^[^/]*//(([^:@/]*)(:[^@/]*)?@)?.*#\2#' <<<"$admin_url")
+export TEMPORAL_PORT TPG_PG_HOST=${pg_hostport%:*} TPG_PG_PORT=${pg_hostport##*:} TPG_PG_USER=${pg_user:-postgres}
+[[ $TPG_PG_PORT == "$pg_hostport" ]] && TPG_PG_PORT=5432
+bash "$ROOT/scripts/temporal-postgres.sh" setup 2>&1 | sed 's/^/[make run] /'
+start temporal "$ROOT/scripts/temporal-postgres.sh" start
+ui_args=(-temporal "127.0.0.1:$TEMPORAL_PORT" -listen "127.0.0.1:$TEMPORAL_UI_PORT")
+[[ -n ${TEMPORAL_UI_CODEC:-} ]] && ui_args+=(-codec "$TEMPORAL_UI_CODEC")
+start temporal-ui "$BIN/temporal-ui" "${ui_args[@]}"
+else
 # --- Temporal dev server ----------------------------------------------------
 sa_args=()
 for sa in CaseType=Keyword CaseStatus=Keyword ResellerID=Keyword CertificateSerial=Keyword DueAt=Datetime; do
@@ -108,7 +126,9 @@ start temporal "$BIN/temporal" server start-dev \
 	--ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
 	--db-filename "$RUN/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+	--ui-codec-endpoint "http://127.0.0.1:$HTTP_PORT/codec" \
 	--log-level warn "${sa_args[@]}" ${TEMPORAL_EXTRA_ARGS:-}
+fi
 export CERTDESK_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export CERTDESK_TEMPORAL_UI_URL="http://127.0.0.1:$TEMPORAL_UI_PORT"
 
@@ -120,12 +140,16 @@ export CERTDESK_HTTP_ADDR="127.0.0.1:$HTTP_PORT"
 export CERTDESK_PUBLIC_BASE_URL=${CERTDESK_PUBLIC_BASE_URL:-http://127.0.0.1:$HTTP_PORT}
 
 wait_for "Temporal" 240 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+if [[ ${TEMPORAL:-} == postgres ]]; then
+	bash "$ROOT/scripts/temporal-postgres.sh" register 2>&1 | sed 's/^/[make run] /'
+fi
 wait_for "MailDev" 120 curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/healthz"
 
 # --- CertDesk ----------------------------------------------------------------
 # shellcheck source=scripts/dev-setup.sh
 source "$ROOT/scripts/dev-setup.sh"
 "$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
+dev_reseller
 start worker "$BIN/worker" -role "${WORKER_ROLE:-all}"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
@@ -136,7 +160,7 @@ CertDesk is running. Ctrl-C stops everything.
 
   Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz)
   Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
-  Temporal gRPC    127.0.0.1:$TEMPORAL_PORT
+  Temporal gRPC    127.0.0.1:$TEMPORAL_PORT   (${TEMPORAL:-dev server, SQLite}${TEMPORAL:+: server v1.29.1, history in PostgreSQL})
   MailDev          http://127.0.0.1:$MAILDEV_WEB_PORT   (SMTP 127.0.0.1:$SMTP_PORT)
   PostgreSQL       $DATABASE_URL
   Logs             $RUN/logs/
