@@ -45,6 +45,8 @@ unit:
 
 compose-check:
 	@if command -v docker-compose >/dev/null 2>&1; then \
+		CERTDESK_PII_KEYS=placeholder CERTDESK_BLIND_INDEX_KEY=placeholder CERTDESK_CODEC_KEY=placeholder \
+		CERTDESK_CA_PASSPHRASE=placeholder CERTDESK_STAFF_TOKEN=placeholder \
 		docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: skipping compose validation (apt-get install docker-compose)"; fi
 
@@ -54,7 +56,7 @@ test: tools vet compose-check
 # Re-record the workflow histories the replay test checks (after an
 # intended, versioned change to a workflow).
 record-histories: tools
-	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k|DVIssuance' -count=1 ./workflows
+	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k|DVIssuance|DisclosureOnRealStack|CorrectionOnRealStack|PolicyNoticeOnRealStack' -count=1 ./workflows
 
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
