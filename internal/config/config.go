@@ -120,7 +120,7 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { c.PIIKeys = v; return nil }},
 		{Name: "CERTDESK_BLIND_INDEX_KEY", Required: true, Help: "base64 32-byte HMAC key for email/phone lookups (never rotate without re-indexing)",
 			parse: func(c *Config, v string) error { c.BlindIndexKey = v; return nil }},
-		{Name: "CERTDESK_CA_DIR", Default: ".run/ca", Help: "CA certificates, manifest and (file mode) encrypted keys; signer only",
+		{Name: "CERTDESK_CA_DIR", Default: ".run/ca", Help: "CA certificates and manifest (the starter reads certificates only) and, in file mode, the encrypted keys (signer only)",
 			parse: func(c *Config, v string) error { c.CADir = v; return nil }},
 		{Name: "CERTDESK_CA_PASSPHRASE", Help: "passphrase of the encrypted PKCS#8 CA key files (file mode; signer only)",
 			parse: func(c *Config, v string) error { c.CAPassphrase = v; return nil }},
