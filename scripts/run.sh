@@ -158,7 +158,8 @@ cat <<EOF
 
 CertDesk is running. Ctrl-C stops everything.
 
-  Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz)
+  Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz, /metrics, /openapi.yaml)
+  Worker metrics   http://127.0.0.1:9464/metrics
   Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
   Temporal gRPC    127.0.0.1:$TEMPORAL_PORT   (${TEMPORAL:-dev server, SQLite}${TEMPORAL:+: server v1.29.1, history in PostgreSQL})
   MailDev          http://127.0.0.1:$MAILDEV_WEB_PORT   (SMTP 127.0.0.1:$SMTP_PORT)

@@ -21,6 +21,7 @@ import (
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/logging"
+	"certdesk/internal/sdkmetrics"
 	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
 )
@@ -55,6 +56,7 @@ func main() {
 func run(args []string) error {
 	fs := flagSet("worker")
 	role := fs.String("role", "worker", "worker, signer or all")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "where to serve /metrics (Temporal SDK worker metrics) and /healthz; empty: off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,11 +85,19 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	tc, err := temporalclient.New(cfg, log)
+	sdk := sdkmetrics.New("certdesk_")
+	tc, err := temporalclient.NewWithMetrics(cfg, log, sdk.Handler())
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	if *metricsAddr != "" {
+		stopMetrics, err := serveMetrics(*metricsAddr, sdk, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	var workers []worker.Worker
 	if *role == "worker" || *role == "all" {

@@ -22,10 +22,17 @@ import (
 // It refuses to build a client without a codec key: payloads carry personal
 // data and must never reach Temporal in clear.
 func New(cfg *config.Config, log *slog.Logger) (client.Client, error) {
+	return NewWithMetrics(cfg, log, nil)
+}
+
+// NewWithMetrics is New with the SDK's metrics reported to metrics (nil:
+// none), for workers that expose them.
+func NewWithMetrics(cfg *config.Config, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	opts, err := WithCodec(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    logging.Temporal(log),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         logging.Temporal(log),
+		MetricsHandler: metrics,
 	}, cfg.CodecKey)
 	if err != nil {
 		return nil, err
