@@ -171,6 +171,7 @@ type disclosure struct {
 
 type clockChange struct {
 	resume bool
+	n      int // the pause's number, for the documents notice's key
 	in     activities.DisclosurePauseInput
 }
 
@@ -533,6 +534,12 @@ func (w *disclosure) finish(ctx workflow.Context, status, reason string) (Disclo
 		}).Get(ctx, nil); err != nil {
 			return DisclosureResult{}, err
 		}
+		if workflow.GetVersion(ctx, "disclosure-closed-notice", workflow.DefaultVersion, 1) == 1 {
+			if err := notify(ctx, activities.Recipient{Email: w.in.Email}, mailer.DisclosureClosed,
+				mailer.DisclosureClosedData{RequestID: w.in.RequestID}); err != nil {
+				return DisclosureResult{}, err
+			}
+		}
 	}
 	w.closed = true
 	if err := workflow.Await(ctx, func() bool { return len(w.clockQueue) == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
@@ -575,7 +582,7 @@ func (w *disclosure) pause(ctx workflow.Context, r DocumentsRequest) {
 	w.state.Status = DiscWaitingForRequester
 	w.state.Pauses = append(w.state.Pauses, DisclosurePause{Reviewer: r.Reviewer, Reason: r.Reason, From: now})
 	_ = setStatus(ctx, DiscWaitingForRequester, "waiting for the requester: "+r.Reason)
-	w.clockQueue = append(w.clockQueue, clockChange{in: activities.DisclosurePauseInput{
+	w.clockQueue = append(w.clockQueue, clockChange{n: len(w.state.Pauses), in: activities.DisclosurePauseInput{
 		RequestID: w.in.RequestID, Reviewer: r.Reviewer, Reason: r.Reason, At: now}})
 }
 
@@ -617,6 +624,14 @@ func (w *disclosure) clockWriter(ctx workflow.Context) {
 		}
 		if err := workflow.ExecuteActivity(ctx, act, c.in).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("disclosure pause not recorded", "request", w.in.RequestID, "error", err)
+		}
+		// Versioned: histories from before the notice replay unchanged.
+		if !c.resume && workflow.GetVersion(ctx, "disclosure-documents-notice", workflow.DefaultVersion, 1) == 1 {
+			// Tell the requester what to send: the clock waits for them.
+			if err := notify(ctx, activities.Recipient{Email: w.in.Email}, mailer.DisclosureDocuments, mailer.DisclosureDocumentsData{
+				RequestID: w.in.RequestID, Reason: c.in.Reason}, "documents", fmt.Sprint(c.n)); err != nil {
+				workflow.GetLogger(ctx).Error("documents request not emailed", "request", w.in.RequestID, "error", err)
+			}
 		}
 		w.clockQueue = w.clockQueue[1:]
 	}

@@ -389,6 +389,10 @@ func TestDisclosurePauseForDocumentsStopsTheClock(t *testing.T) {
 	if len(r.resumes) != 1 || !r.resumes[0].DueAt.Equal(start.Add(11*24*time.Hour)) || r.resumes[0].PausedFor != 4*24*time.Hour {
 		t.Fatalf("resume records %+v", r.resumes)
 	}
+	docs := sent.of(mailer.DisclosureDocuments)
+	if len(docs) != 1 || docs[0].To.Email == "" || !strings.Contains(docs[0].Data.(*mailer.DisclosureDocumentsData).Reason, "運転免許証") {
+		t.Fatalf("documents notices %+v", docs)
+	}
 	// Paused 4 days: reminder at day 9, escalation at day 11, alert at day 18.
 	rem, esc := sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)
 	if len(rem) != 1 || len(esc) != 2 {
@@ -505,10 +509,15 @@ func TestDisclosureIdentityNotVerifiedIsClosed(t *testing.T) {
 	if len(r.compiled) != 0 || len(r.signed) != 0 {
 		t.Fatal("nothing is compiled for an unverified requester")
 	}
+	// The requester hears only that the request was closed: nothing about
+	// whether any data is held.
 	for _, n := range sent.list {
-		if !n.To.Staff {
+		if !n.To.Staff && n.Notice != mailer.DisclosureClosed {
 			t.Fatalf("notice %s to an unverified requester", n.Notice)
 		}
+	}
+	if len(sent.of(mailer.DisclosureClosed)) != 1 {
+		t.Fatal("the requester is told the request was closed")
 	}
 	if got := strings.Join(r.rowStates(), ","); got != "verifying_identity,closed" {
 		t.Fatalf("row states %s", got)

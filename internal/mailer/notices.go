@@ -30,6 +30,8 @@ const (
 	DisclosureReady     Notice = "disclosure_ready"        // DisclosureReadyData
 	DisclosureRefused   Notice = "disclosure_refused"      // DisclosureRefusedData
 	DisclosureNothing   Notice = "disclosure_nothing_held" // DisclosureNothingData
+	DisclosureDocuments Notice = "disclosure_documents"    // DisclosureDocumentsData (documents asked for; the clock is paused)
+	DisclosureClosed    Notice = "disclosure_closed"       // DisclosureClosedData (identity could not be verified)
 	StaffReminder       Notice = "staff_reminder"          // StaffCaseData
 	StaffEscalation     Notice = "staff_escalation"        // StaffCaseData
 	PolicyRevision      Notice = "policy_revision"         // PolicyRevisionData
@@ -50,6 +52,8 @@ var dataTypes = map[Notice]reflect.Type{
 	DisclosureReady:     reflect.TypeFor[DisclosureReadyData](),
 	DisclosureRefused:   reflect.TypeFor[DisclosureRefusedData](),
 	DisclosureNothing:   reflect.TypeFor[DisclosureNothingData](),
+	DisclosureDocuments: reflect.TypeFor[DisclosureDocumentsData](),
+	DisclosureClosed:    reflect.TypeFor[DisclosureClosedData](),
 	StaffReminder:       reflect.TypeFor[StaffCaseData](),
 	StaffEscalation:     reflect.TypeFor[StaffCaseData](),
 	PolicyRevision:      reflect.TypeFor[PolicyRevisionData](),
@@ -349,6 +353,27 @@ type DisclosureNothingData struct {
 }
 
 func (d DisclosureNothingData) validate() error { return required("RequestID", d.RequestID) }
+
+// DisclosureDocumentsData: staff ask the requester for identity documents
+// before disclosing; the request waits (and its clock stops) until they
+// arrive. Reason is the staff member's text: what to send and how.
+type DisclosureDocumentsData struct {
+	RequestID string
+	Reason    string
+}
+
+func (d DisclosureDocumentsData) validate() error {
+	return all(required("RequestID", d.RequestID), required("Reason", d.Reason))
+}
+
+// DisclosureClosedData: the request was closed because the requester's
+// identity could not be verified (no code, or no documents). It says nothing
+// about whether any data is held.
+type DisclosureClosedData struct {
+	RequestID string
+}
+
+func (d DisclosureClosedData) validate() error { return required("RequestID", d.RequestID) }
 
 // StaffCaseData is the data of staff_reminder and staff_escalation. No
 // personal data: case type, IDs, due time and a link to the workflow.
