@@ -21,6 +21,8 @@ import (
 // TestSystemCheckOnRealStack runs the SystemCheck workflow on the real
 // Temporal dev server; its activities write to a real PostgreSQL database and
 // send through go-mail to a real MailDev, and the test reads both back.
+const testKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes, base64
+
 func TestSystemCheckOnRealStack(t *testing.T) {
 	pool, dbURL := testenv.NewDatabase(t)
 	mail := testenv.SharedMailDev(t)
@@ -34,6 +36,9 @@ func TestSystemCheckOnRealStack(t *testing.T) {
 			"CERTDESK_SMTP_PORT":   strconv.Itoa(mail.SMTPPort),
 			"CERTDESK_SMTP_TLS":    "none",
 			"CERTDESK_STAFF_EMAIL": staff,
+			// The system check touches no personal data; the keys are required config.
+			"CERTDESK_PII_KEYS":        "k1:" + testKey,
+			"CERTDESK_BLIND_INDEX_KEY": testKey,
 		}[k]
 		return v, ok
 	})

@@ -6,14 +6,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/testsuite"
 
 	"certdesk/activities"
 )
 
 func TestSystemCheckRecordsThenEmails(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env, _ := newEnv(t)
 	var a *activities.Activities
 	var order []string
 	env.OnActivity(a.RecordSystemCheck, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SystemCheckInput) error {
@@ -38,8 +36,7 @@ func TestSystemCheckRecordsThenEmails(t *testing.T) {
 }
 
 func TestSystemCheckRequiresID(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env, _ := newEnv(t)
 	env.ExecuteWorkflow(SystemCheck, SystemCheckInput{})
 	if err := env.GetWorkflowError(); err == nil {
 		t.Fatal("want an error for a missing CheckID")
@@ -47,8 +44,7 @@ func TestSystemCheckRequiresID(t *testing.T) {
 }
 
 func TestSystemCheckSurfacesEmailFailure(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env, _ := newEnv(t)
 	var a *activities.Activities
 	env.OnActivity(a.RecordSystemCheck, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.SendSystemCheckEmail, mock.Anything, mock.Anything).Return("", nonRetryable("smtp refused"))
