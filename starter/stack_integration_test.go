@@ -135,7 +135,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeKeys)
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
 	sw := worker.New(tc, workflows.SigningTaskQueue, worker.Options{})

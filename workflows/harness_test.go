@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"certdesk/activities"
 	"certdesk/internal/mailer"
@@ -55,6 +56,9 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 		s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	}
 	env := s.NewTestWorkflowEnvironment()
+	// The default 1 s deadlock detector misfires when the 2-core test machine
+	// is saturated by parallel integration tests; real deadlocks still show.
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
 	n := &notices{env: env}
 	var a *activities.Activities

@@ -98,7 +98,7 @@ func newPDStack(t *testing.T) *pdStack {
 		t.Fatal(err)
 	}
 	queue := "pd-" + suffix
-	w := worker.New(tc, queue, worker.Options{})
+	w := worker.New(tc, queue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	Register(w)
 	w.RegisterActivity(acts)
 	sw := worker.New(tc, SigningTaskQueue, worker.Options{})

@@ -93,7 +93,7 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 	}
 	t.Cleanup(closeKeys)
 
-	w := worker.New(tc, TaskQueue, worker.Options{})
+	w := worker.New(tc, TaskQueue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	Register(w)
 	w.RegisterActivity(acts)
 	sw := worker.New(tc, SigningTaskQueue, worker.Options{})

@@ -46,7 +46,7 @@ func TestSystemCheckOnRealStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	queue := "systemcheck-" + t.Name()
-	w := worker.New(tc, queue, worker.Options{})
+	w := worker.New(tc, queue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	w.RegisterWorkflow(SystemCheck)
 	w.RegisterActivity(&activities.Activities{DB: pool, Config: cfg})
 	if err := w.Start(); err != nil {
