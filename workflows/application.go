@@ -144,19 +144,11 @@ func (w *application) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ApplicationState, error) { return w.state, nil }); err != nil {
 		return err
 	}
-	w.reviewCh = workflow.NewBufferedChannel(ctx, 1)
-	return workflow.SetUpdateHandlerWithOptions(ctx, ReviewUpdate,
-		func(ctx workflow.Context, d ReviewDecision) (ApplicationState, error) {
-			w.state.Review = &d
-			w.reviewCh.Send(ctx, d)
-			return w.state, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
-			if w.state.Status != AppAwaitingReview || w.state.Review != nil {
-				return fmt.Errorf("application %s is %s, not awaiting review", w.in.ApplicationID, w.state.Status)
-			}
-			return validateDecision(d.Decision, d.Reviewer, d.Reason, "approve", "reject")
-		}})
+	var err error
+	w.reviewCh, err = registerReview(ctx, func() string { return "application " + w.in.ApplicationID + " (" + w.state.Status + ")" },
+		func() bool { return w.state.Status == AppAwaitingReview }, func() bool { return w.state.Review != nil },
+		func(d ReviewDecision) { w.state.Review = &d }, func() ApplicationState { return w.state })
+	return err
 }
 
 // validateDecision refuses a staff decision that is not one of allowed, has

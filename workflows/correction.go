@@ -123,19 +123,11 @@ func (w *correction) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (CorrectionState, error) { return w.state, nil }); err != nil {
 		return err
 	}
-	w.reviewCh = workflow.NewBufferedChannel(ctx, 1)
-	return workflow.SetUpdateHandlerWithOptions(ctx, ReviewUpdate,
-		func(ctx workflow.Context, d ReviewDecision) (CorrectionState, error) {
-			w.state.Review = &d
-			w.reviewCh.Send(ctx, d)
-			return w.state, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
-			if w.state.Status != CorrAwaitingReview || w.state.Review != nil {
-				return fmt.Errorf("correction %s is %s, not awaiting review", w.in.CorrectionID, w.state.Status)
-			}
-			return validateDecision(d.Decision, d.Reviewer, d.Reason, "approve", "reject")
-		}})
+	var err error
+	w.reviewCh, err = registerReview(ctx, func() string { return "correction " + w.in.CorrectionID + " (" + w.state.Status + ")" },
+		func() bool { return w.state.Status == CorrAwaitingReview }, func() bool { return w.state.Review != nil },
+		func(d ReviewDecision) { w.state.Review = &d }, func() CorrectionState { return w.state })
+	return err
 }
 
 // correctionStop ends a correction with a final status and a reason the

@@ -158,3 +158,26 @@ func Register(r Registry) {
 	r.RegisterWorkflow(Inquiry)
 	r.RegisterWorkflow(PolicyNotice)
 }
+
+// registerReview registers the staff review Update shared by applications
+// and corrections: accepted only while awaiting() holds and no decision has
+// been made, validated (approve, or reject with a reason; a reviewer named),
+// recorded by record and handed to the waiting code through the returned
+// channel. The Update returns the case state.
+func registerReview[T any](ctx workflow.Context, what func() string, awaiting func() bool, decided func() bool,
+	record func(ReviewDecision), state func() T) (workflow.Channel, error) {
+	ch := workflow.NewBufferedChannel(ctx, 1)
+	err := workflow.SetUpdateHandlerWithOptions(ctx, ReviewUpdate,
+		func(ctx workflow.Context, d ReviewDecision) (T, error) {
+			record(d)
+			ch.Send(ctx, d)
+			return state(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
+			if !awaiting() || decided() {
+				return fmt.Errorf("%s is not awaiting review", what())
+			}
+			return validateDecision(d.Decision, d.Reviewer, d.Reason, "approve", "reject")
+		}})
+	return ch, err
+}
