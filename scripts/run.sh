@@ -150,7 +150,7 @@ wait_for "MailDev" 120 curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/healthz"
 source "$ROOT/scripts/dev-setup.sh"
 "$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
 dev_reseller
-start worker "$BIN/worker" -role "${WORKER_ROLE:-all}"
+start worker "$BIN/worker" -role "${WORKER_ROLE:-all}" -metrics-addr "127.0.0.1:${WORKER_METRICS_PORT:-9464}"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 
@@ -159,7 +159,7 @@ cat <<EOF
 CertDesk is running. Ctrl-C stops everything.
 
   Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz, /metrics, /openapi.yaml)
-  Worker metrics   http://127.0.0.1:9464/metrics
+  Worker metrics   http://127.0.0.1:${WORKER_METRICS_PORT:-9464}/metrics
   Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
   Temporal gRPC    127.0.0.1:$TEMPORAL_PORT   (${TEMPORAL:-dev server, SQLite}${TEMPORAL:+: server v1.29.1, history in PostgreSQL})
   MailDev          http://127.0.0.1:$MAILDEV_WEB_PORT   (SMTP 127.0.0.1:$SMTP_PORT)
