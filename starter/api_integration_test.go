@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -516,6 +517,21 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		js, _ := os.ReadFile(filepath.Join(dir, "package.json"))
 		if !bytes.Contains(js, []byte(alice.Email)) || !bytes.Contains(js, []byte("sub_"+appA)) {
 			t.Fatalf("package.json does not hold Alice's records:\n%s", js)
+		}
+		var pkg struct {
+			Certificates []struct {
+				Serial string `json:"serial"`
+			} `json:"certificates"`
+			Provisions []struct {
+				LegalBasis string `json:"legal_basis"`
+			} `json:"third_party_provisions"`
+		}
+		if err := json.Unmarshal(js, &pkg); err != nil {
+			t.Fatal(err)
+		}
+		// The certificate, and the reseller's earlier read of it (APPI Art. 29 record).
+		if len(pkg.Certificates) == 0 || pkg.Certificates[0].Serial != certA.SerialNumber.Text(16) || len(pkg.Provisions) == 0 {
+			t.Fatalf("package lists certificates %+v and provisions %+v", pkg.Certificates, pkg.Provisions)
 		}
 		out, err := execCommand(context.Background(), "openssl", "cms", "-verify", "-binary", "-inform", "DER",
 			"-in", filepath.Join(dir, "package.json.p7s"), "-content", filepath.Join(dir, "package.json"),
