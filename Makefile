@@ -6,7 +6,8 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 GOTEST_FLAGS ?= -p 2 -timeout 30m
 
-.PHONY: all build tools run migrate test unit vet record-histories compose-check bench clean
+.PHONY: all build tools run migrate test unit vet record-histories compose-check bench bench-go clean
+.PHONY: temporal-server temporal-ui fuzz chaos chaos-short
 
 all: build
 
@@ -30,8 +31,14 @@ tools/maildev/node_modules/.package-lock.json: tools/maildev/package-lock.json
 
 tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json
 
-run: tools build
-	bash scripts/run.sh
+# TEMPORAL=postgres: the standalone Temporal server v1.29.1 on PostgreSQL
+# (scripts/temporal-postgres.sh) instead of the dev server on SQLite.
+RUN_TOOLS := tools
+ifeq ($(TEMPORAL),postgres)
+RUN_TOOLS += temporal-server temporal-ui
+endif
+run: $(RUN_TOOLS) build
+	TEMPORAL=$(TEMPORAL) bash scripts/run.sh
 
 migrate: $(BIN)/starter
 	$(BIN)/starter migrate
@@ -58,8 +65,58 @@ test: tools vet compose-check
 record-histories: tools
 	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k|DVIssuance|DisclosureOnRealStack|CorrectionOnRealStack|PolicyNoticeOnRealStack' -count=1 ./workflows
 
-bench: tools
+# make bench: the DESIGN performance scenarios on this machine, one table
+# (bench/), also written as JSON to bench/results/. BENCH_SCENARIOS picks
+# scenarios (e.g. "crl,ocsp"), BENCH_MASS_N the mass-revocation size,
+# BENCH_DV_N the number of DV applications, CERTDESK_BENCH_TEMPORAL=dev|postgres
+# the Temporal server (postgres: the standalone server on PostgreSQL).
+BENCH_MASS_N ?= 1000000
+CERTDESK_BENCH_TEMPORAL ?= postgres
+BENCH_TOOLS := tools
+ifeq ($(CERTDESK_BENCH_TEMPORAL),postgres)
+BENCH_TOOLS += temporal-server
+endif
+bench: $(BENCH_TOOLS) build
+	BENCH_MASS_N=$(BENCH_MASS_N) CERTDESK_BENCH_TEMPORAL=$(CERTDESK_BENCH_TEMPORAL) \
+		$(GO) run ./bench $(BENCH_FLAGS)
+
+# The packages' own Go benchmarks (what `make bench` ran before bench/).
+bench-go: tools
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# The standalone Temporal server and temporal-sql-tool at the version pinned
+# by tools/temporal-server/go.mod (about 10 minutes cold), and the Temporal
+# Web UI server pinned by tools/temporal-ui/go.mod; ./bin is not committed.
+TEMPORAL_SERVER_BINS := $(BIN)/temporal-server $(BIN)/temporal-sql-tool
+temporal-server: $(TEMPORAL_SERVER_BINS)
+$(TEMPORAL_SERVER_BINS) &: tools/temporal-server/go.mod tools/temporal-server/go.sum
+	cd tools/temporal-server && $(GO) build -trimpath -o $(BIN)/temporal-server go.temporal.io/server/cmd/server
+	cd tools/temporal-server && $(GO) build -trimpath -o $(BIN)/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
+temporal-ui: $(BIN)/temporal-ui
+$(BIN)/temporal-ui: tools/temporal-ui/go.mod tools/temporal-ui/go.sum tools/temporal-ui/main.go
+	cd tools/temporal-ui && $(GO) build -trimpath -o $@ .
+
+# make fuzz: every fuzz target for FUZZTIME each (seed corpora in each
+# package's testdata/fuzz/), one at a time: the machine has two cores.
+FUZZTIME ?= 30s
+FUZZ_PARALLEL ?= 1
+FUZZ_TARGETS := ./internal/pki:FuzzParseCSR ./internal/pki:FuzzCheckCSR ./internal/pki:FuzzOCSPRequest \
+	./internal/codec:FuzzDecode ./internal/codec:FuzzRoundTrip ./internal/api:FuzzDecodeJSON \
+	./starter:FuzzApplicationRequest
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZ_PARALLEL) $$pkg; \
+	done
+
+# make chaos: 500 mixed cases on the PostgreSQL-backed stack while the
+# worker is killed -9 every few seconds, Temporal and a private PostgreSQL
+# are restarted once and MailDev is down for two minutes; then invariants.
+# chaos-short: 50 cases, one fault of each kind.
+chaos: tools temporal-server build
+	$(GO) run ./chaos -cases 500 $(CHAOS_FLAGS)
+chaos-short: tools temporal-server build
+	$(GO) run ./chaos -short $(CHAOS_FLAGS)
 
 clean:
 	rm -rf $(BIN) .run

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 )
 
@@ -69,9 +68,6 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 			if b, err := json.Marshal(p); err != nil || !json.Valid(b) {
 				t.Fatalf("problem does not marshal: %v", err)
-			}
-			if len(body) >= 16 && strings.Contains(p.Detail, string(body)) {
-				t.Fatal("problem detail echoes the submitted body")
 			}
 			return
 		}

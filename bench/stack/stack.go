@@ -1,0 +1,664 @@
+// Package stack brings CertDesk up on real services for the benchmarks
+// (bench) and the chaos harness (chaos).
+package stack
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
+	"github.com/miekg/dns"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"certdesk/activities"
+	"certdesk/internal/cases"
+	"certdesk/internal/config"
+	"certdesk/internal/db"
+	"certdesk/internal/pki"
+	"certdesk/internal/store"
+	"certdesk/internal/temporalclient"
+	"certdesk/internal/testenv"
+)
+
+// Stack is CertDesk on real services for the benchmarks and the chaos
+// harness: a fresh database on the machine's PostgreSQL (or AdminURL), a
+// development CA, MailDev, Temporal (dev server or the standalone server on
+// PostgreSQL), loopback DNS and HTTP servers for domain validation, and the
+// real worker and starter binaries as child processes.
+type Stack struct {
+	Root, Work, Bin string
+	// AppBin holds worker and starter (BENCH_BIN, default Bin).
+	AppBin        string
+	Mode          string // dev or postgres
+	AdminURL      string
+	DBName, DBURL string
+	Env           map[string]string
+	Cfg           *config.Config
+	Pool          *sqlx.DB
+	Store         *store.Store
+	Mail          *testenv.MailDev
+	TC            client.Client
+	TemporalAddr  string
+	StarterURL    string
+	ResellerID    string
+	ResellerKey   string
+	CA            *pki.CA
+	Keys          pki.KeyStore
+
+	dev      *testsuite.DevServer
+	tpg      *Proc
+	tpgEnv   []string
+	procs    []*Proc
+	cleanups []func()
+	Worker   *Proc
+	Starter  *Proc
+	// SMTP is the proxy in front of MailDev (Options.SMTPProxy).
+	SMTP *TCPProxy
+}
+
+// TCPProxy forwards a loopback port to a target; Down refuses and cuts
+// connections until Up.
+type TCPProxy struct {
+	Port   int
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newTCPProxy(target string) (*TCPProxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &TCPProxy{Port: ln.Addr().(*net.TCPAddr).Port, target: target, conns: map[net.Conn]bool{}}
+	p.serve(ln)
+	return p, nil
+}
+
+func (p *TCPProxy) serve(ln net.Listener) {
+	p.ln = ln
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.pipe(c)
+		}
+	}()
+}
+
+func (p *TCPProxy) track(c net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.conns[c] = true
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+func (p *TCPProxy) pipe(c net.Conn) {
+	t, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.track(c, true)
+	p.track(t, true)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(t, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, t); done <- struct{}{} }()
+	<-done
+	c.Close()
+	t.Close()
+	p.track(c, false)
+	p.track(t, false)
+}
+
+// Down closes the listener (connections are refused) and cuts every open
+// connection.
+func (p *TCPProxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Up listens again on the same port.
+func (p *TCPProxy) Up() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port))
+	if err != nil {
+		return err
+	}
+	p.serve(ln)
+	return nil
+}
+
+// Close stops the proxy.
+func (p *TCPProxy) Close() { p.Down() }
+
+// Options tune New.
+type Options struct {
+	Mode         string // dev or postgres
+	Work         string // directory for logs and the CA
+	TemporalPort int    // postgres mode: frontend port (others follow it)
+	Label        string // prefix of database names
+	// AdminURL is the PostgreSQL server CertDesk's and Temporal's databases
+	// live on (default: CERTDESK_TEST_DATABASE_URL or 127.0.0.1:5432).
+	AdminURL string
+	// Extra environment for the worker and the starter.
+	Extra map[string]string
+	// SMTPProxy puts a TCP proxy between CertDesk and MailDev, so a harness
+	// can take "the mail server" down (SMTPDown) without MailDev losing the
+	// messages it holds in memory.
+	SMTPProxy bool
+}
+
+func Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func RandHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func RandKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// New brings everything up; Close takes it down.
+func New(ctx context.Context, o Options) (s *Stack, err error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	s = &Stack{Root: root, Work: o.Work, Bin: filepath.Join(root, "bin"), Mode: o.Mode, AdminURL: o.AdminURL}
+	s.AppBin = s.Bin
+	if b := os.Getenv("BENCH_BIN"); b != "" {
+		s.AppBin = b
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.AdminURL == "" {
+		s.AdminURL = testenv.AdminURL()
+	}
+	for _, b := range []string{filepath.Join(s.AppBin, "worker"), filepath.Join(s.AppBin, "starter"), filepath.Join(s.Bin, "temporal")} {
+		if _, err := os.Stat(b); err != nil {
+			return s, fmt.Errorf("%s is missing: run `make tools build`", b)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(s.Work, "logs"), 0o755); err != nil {
+		return s, err
+	}
+
+	// PostgreSQL: CertDesk's database.
+	s.DBName = o.Label + "_" + RandHex(4)
+	admin, err := sqlx.Open("postgres", s.AdminURL)
+	if err != nil {
+		return s, err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+s.DBName); err != nil {
+		return s, fmt.Errorf("create database (is PostgreSQL running at %s?): %w", s.AdminURL, err)
+	}
+	s.cleanups = append(s.cleanups, func() { dropDB(s.AdminURL, s.DBName) })
+	s.DBURL = withDB(s.AdminURL, s.DBName)
+
+	// MailDev.
+	if s.Mail, err = testenv.StartMailDev(); err != nil {
+		return s, err
+	}
+	s.cleanups = append(s.cleanups, s.Mail.Stop)
+
+	// Domain validation on loopback.
+	smtpPort := s.Mail.SMTPPort
+	if o.SMTPProxy {
+		if s.SMTP, err = newTCPProxy(fmt.Sprintf("127.0.0.1:%d", s.Mail.SMTPPort)); err != nil {
+			return s, err
+		}
+		s.cleanups = append(s.cleanups, s.SMTP.Close)
+		smtpPort = s.SMTP.Port
+	}
+	dnsAddr, httpPort, stopDCV, err := startDCV()
+	if err != nil {
+		return s, err
+	}
+	s.cleanups = append(s.cleanups, stopDCV)
+
+	// Temporal.
+	if err := s.startTemporal(ctx, o); err != nil {
+		return s, err
+	}
+
+	httpPort2, _ := testenv.FreePort()
+	codecKey := RandKey()
+	s.Env = map[string]string{
+		"DATABASE_URL":              s.DBURL,
+		"CERTDESK_PII_KEYS":         "k1:" + RandKey(),
+		"CERTDESK_BLIND_INDEX_KEY":  RandKey(),
+		"CERTDESK_CODEC_KEY":        codecKey,
+		"CERTDESK_STAFF_TOKEN":      RandHex(16),
+		"CERTDESK_CA_DIR":           filepath.Join(s.Work, "ca"),
+		"CERTDESK_CA_PASSPHRASE":    RandHex(12),
+		"CERTDESK_TEMPORAL_ADDRESS": s.TemporalAddr,
+		"CERTDESK_SMTP_HOST":        s.Mail.SMTPHost(),
+		"CERTDESK_SMTP_PORT":        strconv.Itoa(smtpPort),
+		"CERTDESK_SMTP_TLS":         "none",
+		"CERTDESK_HTTP_ADDR":        "127.0.0.1:" + strconv.Itoa(httpPort2),
+		"CERTDESK_PUBLIC_BASE_URL":  "http://127.0.0.1:" + strconv.Itoa(httpPort2),
+		"CERTDESK_DCV_HTTP_PORT":    strconv.Itoa(httpPort),
+		"CERTDESK_DCV_RESOLVER":     dnsAddr,
+		"CERTDESK_REGISTRY_FILE":    filepath.Join(s.Root, "dev", "registry.json"),
+		"CERTDESK_STAFF_EMAIL":      "staff@bench.certdesk.jp",
+		"CERTDESK_LOG_LEVEL":        "warn",
+		"CERTDESK_BULK_RATE":        "1000",
+	}
+	for k, v := range o.Extra {
+		s.Env[k] = v
+	}
+	s.StarterURL = s.Env["CERTDESK_PUBLIC_BASE_URL"]
+	if s.Cfg, err = config.LoadFrom(func(k string) (string, bool) { v, ok := s.Env[k]; return v, ok }); err != nil {
+		return s, err
+	}
+
+	// Migrations and the CA, with the real binaries.
+	if out, err := s.run(ctx, "starter", "migrate"); err != nil {
+		return s, fmt.Errorf("starter migrate: %v: %s", err, out)
+	}
+	if out, err := s.run(ctx, "worker", "bootstrap-ca", "-org", "CertDesk Bench CA"); err != nil {
+		return s, fmt.Errorf("worker bootstrap-ca: %v: %s", err, out)
+	}
+	if s.Pool, err = db.Open(ctx, s.DBURL); err != nil {
+		return s, err
+	}
+	if s.Store, _, err = activities.OpenStore(s.Cfg, s.Pool); err != nil {
+		return s, err
+	}
+	s.Keys = &pki.FileKeyStore{Dir: s.Cfg.CADir, Passphrase: []byte(s.Cfg.CAPassphrase)}
+	if s.CA, err = pki.LoadCA(ctx, s.Cfg.CADir, s.Keys, pki.LoadOptions{}); err != nil {
+		return s, err
+	}
+
+	// A reseller and its API key, through the operator command.
+	s.ResellerID = "rs_bench"
+	out, err := s.run(ctx, "starter", "reseller", "add", "-id", s.ResellerID, "-name", "Bench Reseller", "-contact-email", "reseller@bench.certdesk.jp")
+	if err != nil {
+		return s, fmt.Errorf("starter reseller add: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	s.ResellerKey = strings.TrimSpace(lines[len(lines)-1])
+
+	// Temporal client with the payload codec.
+	copts, err := temporalclient.WithCodec(client.Options{HostPort: s.TemporalAddr, Namespace: "default", Logger: QuietLogger{}}, codecKey)
+	if err != nil {
+		return s, err
+	}
+	if s.TC, err = client.Dial(copts); err != nil {
+		return s, err
+	}
+
+	if err := s.StartWorker(); err != nil {
+		return s, err
+	}
+	if err := s.StartStarter(ctx); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (s *Stack) startTemporal(ctx context.Context, o Options) error {
+	switch s.Mode {
+	case "dev":
+		var args []string
+		for _, a := range cases.SearchAttributeTypes {
+			args = append(args, "--search-attribute", a.Name+"="+a.Type)
+		}
+		args = append(args, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+			ExistingPath:  filepath.Join(s.Bin, "temporal"),
+			ClientOptions: &client.Options{Namespace: "default", Logger: QuietLogger{}},
+			LogLevel:      "error",
+			ExtraArgs:     args,
+		})
+		if err != nil {
+			return fmt.Errorf("Temporal dev server: %w", err)
+		}
+		s.dev = srv
+		s.TemporalAddr = srv.FrontendHostPort()
+		s.cleanups = append(s.cleanups, func() { _ = srv.Stop() })
+		return nil
+	case "postgres":
+		for _, b := range []string{"temporal-server", "temporal-sql-tool"} {
+			if _, err := os.Stat(filepath.Join(s.Bin, b)); err != nil {
+				return fmt.Errorf("bin/%s is missing: run `make temporal-server`", b)
+			}
+		}
+		port := o.TemporalPort
+		if port == 0 {
+			port = 27233
+		}
+		for _, p := range []int{port, port + 1, port + 2, port + 6, port + 10, port - 300, port - 299, port - 298, port - 294, port + 767} {
+			if !portFree(p) {
+				return fmt.Errorf("port %d (Temporal on PostgreSQL, base %d) is in use; choose another base", p, port)
+			}
+		}
+		u, _ := url.Parse(s.AdminURL)
+		host, pgPort := u.Hostname(), u.Port()
+		if pgPort == "" {
+			pgPort = "5432"
+		}
+		user := "postgres"
+		if u.User != nil && u.User.Username() != "" {
+			user = u.User.Username()
+		}
+		tdb := o.Label + "_temporal"
+		s.tpgEnv = append(os.Environ(), "TEMPORAL_PORT="+strconv.Itoa(port), "TPG_PG_HOST="+host, "TPG_PG_PORT="+pgPort,
+			"TPG_PG_USER="+user, "TPG_DB="+tdb, "TPG_VIS_DB="+tdb+"_visibility", "TPG_LOG_LEVEL=error")
+		script := filepath.Join(s.Root, "scripts", "temporal-postgres.sh")
+		for _, step := range []string{"drop", "setup"} {
+			cmd := exec.CommandContext(ctx, "bash", script, step)
+			cmd.Env = s.tpgEnv
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("temporal-postgres.sh %s: %v: %s", step, err, out)
+			}
+		}
+		s.cleanups = append(s.cleanups, func() {
+			cmd := exec.Command("bash", script, "drop")
+			cmd.Env = s.tpgEnv
+			_ = cmd.Run()
+		})
+		if err := s.StartTemporalPG(); err != nil {
+			return err
+		}
+		s.TemporalAddr = "127.0.0.1:" + strconv.Itoa(port)
+		cmd := exec.CommandContext(ctx, "bash", script, "register")
+		cmd.Env = s.tpgEnv
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("temporal-postgres.sh register: %v: %s", err, out)
+		}
+		return nil
+	}
+	return fmt.Errorf("CERTDESK_BENCH_TEMPORAL=%q: use dev or postgres", s.Mode)
+}
+
+// StartTemporalPG (re)starts the standalone server (postgres mode).
+func (s *Stack) StartTemporalPG() error {
+	p, err := s.startProc("temporal", s.tpgEnv, "bash", filepath.Join(s.Root, "scripts", "temporal-postgres.sh"), "start")
+	if err != nil {
+		return err
+	}
+	s.tpg = p
+	return nil
+}
+
+// TemporalProc is the standalone server's process (postgres mode).
+func (s *Stack) TemporalProc() *Proc { return s.tpg }
+
+// WaitTemporal waits until the frontend answers.
+func (s *Stack) WaitTemporal(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		cmd := exec.Command(filepath.Join(s.Bin, "temporal"), "operator", "cluster", "health", "--address", s.TemporalAddr)
+		if cmd.Run() == nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("Temporal at %s did not come back within %s", s.TemporalAddr, timeout)
+}
+
+func (s *Stack) envList() []string {
+	env := os.Environ()
+	for k, v := range s.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func (s *Stack) run(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.AppBin, bin), args...)
+	cmd.Env = s.envList()
+	return cmd.CombinedOutput()
+}
+
+// StartWorker starts bin/worker -role all.
+func (s *Stack) StartWorker() error {
+	p, err := s.startProc("worker", s.envList(), filepath.Join(s.AppBin, "worker"), "-role", "all")
+	s.Worker = p
+	return err
+}
+
+// StartStarter starts bin/starter and waits for /readyz.
+func (s *Stack) StartStarter(ctx context.Context) error {
+	p, err := s.startProc("starter", s.envList(), filepath.Join(s.AppBin, "starter"))
+	if err != nil {
+		return err
+	}
+	s.Starter = p
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.StarterURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("starter /readyz did not answer 200 within 90s; see %s", p.LogPath)
+}
+
+// Proc is a child process in its own process group, logging to a file.
+type Proc struct {
+	Name, LogPath string
+	Cmd           *exec.Cmd
+	done          chan struct{}
+}
+
+func (s *Stack) startProc(name string, env []string, bin string, args ...string) (*Proc, error) {
+	logPath := filepath.Join(s.Work, "logs", name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, LogPath: logPath, Cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// Kill sends sig to the process group and waits for the process to exit.
+func (p *Proc) Kill(sig syscall.Signal, wait time.Duration) {
+	if p == nil || p.Cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-p.Cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+	case <-time.After(wait):
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the processes and removes the databases.
+func (s *Stack) Close() {
+	if s.TC != nil {
+		s.TC.Close()
+	}
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].Kill(syscall.SIGTERM, 10*time.Second)
+	}
+	if s.Pool != nil {
+		s.Pool.Close()
+	}
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i]()
+	}
+}
+
+func dropDB(adminURL, name string) {
+	admin, err := sqlx.Open("postgres", adminURL)
+	if err != nil {
+		return
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+func withDB(base, name string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// startDCV starts a DNS server answering A 127.0.0.1 for every name (UDP
+// and TCP) and an HTTP server answering every
+// /.well-known/pki-validation/<token>.txt with <token> (404 for names
+// starting with "hold"), both on loopback.
+func startDCV() (dnsAddr string, httpPort int, stop func(), err error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	addr := pc.LocalAddr().String()
+	tl, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return "", 0, nil, err
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		for _, q := range r.Question {
+			if q.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: tl, Handler: h}
+	go func() { _ = udp.ActivateAndServe() }()
+	go func() { _ = tcp.ActivateAndServe() }()
+
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Names with a "hold" label never validate (the chaos harness
+		// withdraws those applications while they wait).
+		if strings.HasPrefix(r.Host, "hold") || !strings.HasPrefix(r.URL.Path, "/.well-known/pki-validation/") || !strings.HasSuffix(r.URL.Path, ".txt") {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, strings.TrimSuffix(path.Base(r.URL.Path), ".txt"))
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(hl) }()
+	stop = func() {
+		_ = udp.Shutdown()
+		_ = tcp.Shutdown()
+		_ = hs.Close()
+	}
+	return addr, hl.Addr().(*net.TCPAddr).Port, stop, nil
+}
+
+// tailLog returns the last lines of a log file, for error messages.
+func TailLog(p string, n int) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// QuietLogger drops SDK chatter.
+type QuietLogger struct{}
+
+func (QuietLogger) Debug(string, ...interface{}) {}
+func (QuietLogger) Info(string, ...interface{})  {}
+func (QuietLogger) Warn(string, ...interface{})  {}
+func (QuietLogger) Error(string, ...interface{}) {}
