@@ -194,18 +194,8 @@ func (s *server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	serial, ok := serialParam(r)
+	ref, ok := s.ownCertificate(w, r)
 	if !ok {
-		s.notFound(w, r, "certificate")
-		return
-	}
-	ref, err := s.st.GetCertificateRef(r.Context(), serial)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ref.ResellerID != resellerOf(r)) {
-		s.notFound(w, r, "certificate")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "read certificate", err)
 		return
 	}
 	s.startRevocation(w, r, workflows.RevocationInput{
@@ -297,18 +287,8 @@ func (s *server) createCorrection(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	serial, ok := serialParam(r)
+	ref, ok := s.ownCertificate(w, r)
 	if !ok {
-		s.notFound(w, r, "certificate")
-		return
-	}
-	ref, err := s.st.GetCertificateRef(r.Context(), serial)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ref.ResellerID != resellerOf(r)) {
-		s.notFound(w, r, "certificate")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "read certificate", err)
 		return
 	}
 	fields := make([]string, 0, len(req.Changes))
@@ -318,7 +298,7 @@ func (s *server) createCorrection(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(fields)
 	id := "corr_" + randomID(10)
 	wid := workflows.CorrectionWorkflowID(id)
-	_, err = s.tc.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+	_, err := s.tc.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID:                       wid,
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
@@ -339,4 +319,25 @@ func (s *server) createCorrection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, correctionAccepted{ID: id, WorkflowID: wid, Serial: ref.Serial, Status: workflows.CorrReceived})
+}
+
+// ownCertificate reads the certificate named in the path if the calling
+// reseller manages it; otherwise it has answered 404 (another reseller's
+// certificate is not found, never forbidden) or 500 and returns false.
+func (s *server) ownCertificate(w http.ResponseWriter, r *http.Request) (store.CertificateRef, bool) {
+	serial, ok := serialParam(r)
+	if !ok {
+		s.notFound(w, r, "certificate")
+		return store.CertificateRef{}, false
+	}
+	ref, err := s.st.GetCertificateRef(r.Context(), serial)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ref.ResellerID != resellerOf(r)) {
+		s.notFound(w, r, "certificate")
+		return store.CertificateRef{}, false
+	}
+	if err != nil {
+		s.internalError(w, r, "read certificate", err)
+		return store.CertificateRef{}, false
+	}
+	return ref, true
 }
