@@ -40,7 +40,7 @@ func TestInquiryThroughTheAPI(t *testing.T) {
 	var err error
 	for i := 0; i < 50; i++ { // until the workflow waits for the answer
 		h, err = s.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: acc.WorkflowID, UpdateName: workflows.AnswerUpdate,
-			Args: []any{workflows.InquiryAnswer{Answer: "ご不便をおかけし申し訳ございません。本日発行いたしました。", Reviewer: "alice"}},
+			Args:         []any{workflows.InquiryAnswer{Answer: "ご不便をおかけし申し訳ございません。本日発行いたしました。", Reviewer: "alice"}},
 			WaitForStage: client.WorkflowUpdateStageCompleted})
 		if err == nil {
 			break

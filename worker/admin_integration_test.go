@@ -80,4 +80,3 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("after rotation, with the new key only: %+v %v", sub, err)
 	}
 }
-
