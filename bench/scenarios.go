@@ -585,7 +585,14 @@ func BareWorkflow(ctx workflow.Context, n int) error {
 func NoopActivity(context.Context) error { return nil }
 
 func benchBare(ctx context.Context, s *stack.Stack, n, acts, conc int) (float64, []time.Duration, error) {
-	w := worker.New(s.TC, bareQueue, worker.Options{})
+	// Same worker options as bin/worker (SDK defaults), so the ratio
+	// compares like with like; BENCH_BARE_POLLERS overrides the pollers to
+	// show what the defaults cost.
+	var wo worker.Options
+	if n := envInt("BENCH_BARE_POLLERS", 0); n > 0 {
+		wo.MaxConcurrentWorkflowTaskPollers, wo.MaxConcurrentActivityTaskPollers = n, n
+	}
+	w := worker.New(s.TC, bareQueue, wo)
 	w.RegisterWorkflow(BareWorkflow)
 	w.RegisterActivity(NoopActivity)
 	if err := w.Start(); err != nil {
