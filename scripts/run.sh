@@ -126,6 +126,7 @@ start temporal "$BIN/temporal" server start-dev \
 	--ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
 	--db-filename "$RUN/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+	--dynamic-config-value system.enableActivityEagerExecution=true \
 	--ui-codec-endpoint "http://127.0.0.1:$HTTP_PORT/codec" \
 	--log-level warn "${sa_args[@]}" ${TEMPORAL_EXTRA_ARGS:-}
 fi

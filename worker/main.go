@@ -105,7 +105,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+		w := worker.New(tc, workflows.TaskQueue, temporalclient.WorkerOptions())
 		registerMain(w, acts)
 		workers = append(workers, w)
 	}

@@ -10,6 +10,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/store"
+	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
 )
 
@@ -20,7 +21,7 @@ func newSigningWorker(ctx context.Context, tc client.Client, cfg *config.Config,
 	if err != nil {
 		return nil, nil, err
 	}
-	w := worker.New(tc, workflows.SigningTaskQueue, worker.Options{})
+	w := worker.New(tc, workflows.SigningTaskQueue, temporalclient.WorkerOptions())
 	w.RegisterActivity(sa)
 	return w, closeKeys, nil
 }

@@ -116,6 +116,10 @@ type application struct {
 	state ApplicationState
 
 	subscriberID string
+	// local runs the storage and email steps as local activities in the
+	// workflow worker (change ID localActivitiesChange): each one then costs
+	// no Temporal round trip, only a marker in the next workflow task.
+	local bool
 	// committed is set once signing starts: a withdrawal can no longer stop it.
 	committed  bool
 	withdrawn  bool
@@ -126,6 +130,7 @@ type application struct {
 
 func (w *application) setup(ctx workflow.Context) error {
 	start := workflow.Now(ctx)
+	w.local = workflow.GetVersion(ctx, localActivitiesChange, workflow.DefaultVersion, 1) >= 1
 	w.state = ApplicationState{
 		ApplicationID: w.in.ApplicationID,
 		ResellerID:    w.in.ResellerID,
@@ -248,10 +253,10 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 
 	// 1. CSR and key checks (O11, O15).
 	var csr activities.CheckCSRResult
-	err := workflow.ExecuteActivity(ctx, a.CheckCSR, activities.CheckCSRInput{
+	err := w.exec(ctx, a.CheckCSR, activities.CheckCSRInput{
 		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, Email: in.Subscriber.Email,
 		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
-	}).Get(ctx, &csr)
+	}, &csr)
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
 		return "", &rejection{reason: reason}
 	} else if err != nil {
@@ -260,11 +265,11 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 
 	// 2. Record the application with its attestation (O1).
 	var rec activities.RecordApplicationResult
-	if err := workflow.ExecuteActivity(ctx, a.RecordApplication, activities.RecordApplicationInput{
+	if err := w.exec(ctx, a.RecordApplication, activities.RecordApplicationInput{
 		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		Product: in.Product, CSRPEM: in.CSRPEM, SPKISHA256: csr.SPKISHA256, Domains: in.Domains, ValidityDays: in.ValidityDays,
 		Subscriber: in.Subscriber, Attestation: in.Attestation, DueAt: w.state.DueAt,
-	}).Get(ctx, &rec); err != nil {
+	}, &rec); err != nil {
 		return "", err
 	}
 	w.subscriberID = rec.SubscriberID
@@ -467,16 +472,30 @@ func (w *application) setStatus(ctx workflow.Context, status, reason, details st
 	if w.subscriberID == "" {
 		return nil // not recorded yet (a CSR refused before the row exists)
 	}
-	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	var a *activities.Activities
-	return workflow.ExecuteActivity(ctx, a.SetApplicationStatus, activities.ApplicationStatusInput{
+	return w.exec(ctx, a.SetApplicationStatus, activities.ApplicationStatusInput{
 		ApplicationID: w.in.ApplicationID, Status: status, Reason: reason,
 		VerificationID: w.state.VerificationID, Serial: w.state.CertificateSerial,
-	}).Get(ctx, nil)
+	}, nil)
 }
 
 func (w *application) notify(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) error {
-	return notify(ctx, to, n, data, keyParts...)
+	if !w.local {
+		return notify(ctx, to, n, data, keyParts...)
+	}
+	var a *activities.Activities
+	return w.exec(ctx, a.Notify, notifyInput(ctx, to, n, data, keyParts...), nil)
+}
+
+// exec runs one storage or email step: a local activity for applications
+// started since localActivitiesChange, an activity on the task queue before.
+func (w *application) exec(ctx workflow.Context, activity, in, out any) error {
+	if w.local {
+		ctx = workflow.WithLocalActivityOptions(ctx, localActivityOptions())
+		return workflow.ExecuteLocalActivity(ctx, activity, in).Get(ctx, out)
+	}
+	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	return workflow.ExecuteActivity(ctx, activity, in).Get(ctx, out)
 }
 
 // certEmail is the mailbox printed in a client certificate; TLS certificates

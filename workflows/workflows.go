@@ -38,6 +38,18 @@ func defaultActivityOptions() workflow.ActivityOptions {
 	}
 }
 
+// localActivitiesChange is the workflow.GetVersion change ID under which the
+// Application workflow runs its storage and email steps as local activities.
+const localActivitiesChange = "application-local-activities"
+
+// localActivityOptions retry a local storage or email step like
+// defaultActivityOptions: an outage delays the case, never loses it. A retry
+// wait longer than the workflow task timeout becomes a durable timer.
+func localActivityOptions() workflow.LocalActivityOptions {
+	o := defaultActivityOptions()
+	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
+}
+
 // setStatus records the case status for staff searching the Temporal UI and
 // the human-readable current details. details must hold no personal data.
 func setStatus(ctx workflow.Context, status, details string) error {
@@ -77,11 +89,12 @@ func applicationErrorOf(err error, errType string) (string, bool) {
 func notify(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) error {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	var a *activities.Activities
+	return workflow.ExecuteActivity(ctx, a.Notify, notifyInput(ctx, to, n, data, keyParts...)).Get(ctx, nil)
+}
+
+func notifyInput(ctx workflow.Context, to activities.Recipient, n mailer.Notice, data any, keyParts ...string) activities.NotifyInput {
 	key := mailer.Key(workflow.GetInfo(ctx).WorkflowExecution.ID, n, keyParts...)
-	return workflow.ExecuteActivity(ctx, a.Notify, activities.NotifyInput{
-		Recipient: to,
-		Message:   mailer.Message{Notice: n, Data: data, IdempotencyKey: key},
-	}).Get(ctx, nil)
+	return activities.NotifyInput{Recipient: to, Message: mailer.Message{Notice: n, Data: data, IdempotencyKey: key}}
 }
 
 // deadlineWatch describes the reminders and the escalation of one waiting

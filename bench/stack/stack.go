@@ -352,6 +352,9 @@ func (s *Stack) startTemporal(ctx context.Context, o Options) error {
 			args = append(args, "--search-attribute", a.Name+"="+a.Type)
 		}
 		args = append(args, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+		// Eager activities: a workflow task completion hands its activity
+		// straight back to the worker, saving a matching round trip.
+		args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
 		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 			ExistingPath:  filepath.Join(s.Bin, "temporal"),
 			ClientOptions: &client.Options{Namespace: "default", Logger: QuietLogger{}},

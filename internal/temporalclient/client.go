@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"certdesk/internal/codec"
 	"certdesk/internal/config"
@@ -77,4 +78,18 @@ func Check(ctx context.Context, c client.Client, timeout time.Duration) error {
 	defer cancel()
 	_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 	return err
+}
+
+// WorkerOptions are the options of every CertDesk worker (and of the
+// benchmark's bare reference worker, so the two compare like with like).
+//
+// Pollers scale with the server's feedback instead of the SDK's fixed two
+// per queue: under a burst of applications two workflow-task pollers left
+// tasks waiting about two seconds each for a poller while the worker idled
+// (bench scenario 1).
+func WorkerOptions() worker.Options {
+	return worker.Options{
+		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+	}
 }

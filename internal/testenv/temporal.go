@@ -51,6 +51,9 @@ func Temporal(t testing.TB) *testsuite.DevServer {
 			args = append(args, "--search-attribute", a.Name+"="+a.Type)
 		}
 		args = append(args, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+		// Eager activities: a workflow task completion hands its activity
+		// straight back to the worker, saving a matching round trip.
+		args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
 		temporalSrv, temporalErr = testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
 			ExistingPath: bin,
 			ClientOptions: &client.Options{
