@@ -281,3 +281,27 @@ func TestApplicationStatusQuery(t *testing.T) {
 		t.Fatalf("query saw %+v", seen)
 	}
 }
+
+// A storage outage longer than one attempt's timeout delays a local step; it
+// must not fail the application (a local activity's ScheduleToCloseTimeout
+// would otherwise default to one StartToCloseTimeout).
+func TestApplicationLocalStepOutlivesAnOutage(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var a *activities.Activities
+	calls := 0
+	env.OnActivity(a.RecordApplication, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RecordApplicationInput) (activities.RecordApplicationResult, error) {
+			calls++
+			if calls <= 8 { // 1+2+4+...+60 s of backoff: over 4 minutes
+				return activities.RecordApplicationResult{}, temporal.NewApplicationError("store: connection refused", "")
+			}
+			return activities.RecordApplicationResult{SubscriberID: "sub_app_1"}, nil
+		})
+	appMocks(env, &statuses)
+	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	r := result(t, env)
+	if r.Status != AppIssued || calls != 9 {
+		t.Fatalf("result %+v after %d RecordApplication calls", r, calls)
+	}
+}

@@ -44,10 +44,12 @@ const localActivitiesChange = "application-local-activities"
 
 // localActivityOptions retry a local storage or email step like
 // defaultActivityOptions: an outage delays the case, never loses it. A retry
-// wait longer than the workflow task timeout becomes a durable timer.
+// wait longer than the workflow task timeout becomes a durable timer. A
+// local activity's ScheduleToCloseTimeout defaults to its StartToCloseTimeout
+// (one attempt's worth), so it is set to the longest a case may wait.
 func localActivityOptions() workflow.LocalActivityOptions {
 	o := defaultActivityOptions()
-	return workflow.LocalActivityOptions{StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
+	return workflow.LocalActivityOptions{ScheduleToCloseTimeout: ApplicationExpiry, StartToCloseTimeout: o.StartToCloseTimeout, RetryPolicy: o.RetryPolicy}
 }
 
 // setStatus records the case status for staff searching the Temporal UI and
