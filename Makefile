@@ -76,9 +76,19 @@ BENCH_TOOLS := tools
 ifeq ($(CERTDESK_BENCH_TEMPORAL),postgres)
 BENCH_TOOLS += temporal-server
 endif
-bench: $(BENCH_TOOLS) build
+bench: $(BENCH_TOOLS) build bench-wrk
 	BENCH_MASS_N=$(BENCH_MASS_N) CERTDESK_BENCH_TEMPORAL=$(CERTDESK_BENCH_TEMPORAL) \
 		$(GO) run ./bench $(BENCH_FLAGS)
+
+# wrk (Debian package wrk) is the OCSP scenario's load generator, a C
+# program that leaves the CPU to the starter; installed here when missing
+# and possible (root, apt-get), else the scenario falls back to Go's HTTP
+# client and its row says so.
+.PHONY: bench-wrk
+bench-wrk:
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+		{ export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >/dev/null 2>&1 || true
+	@command -v wrk >/dev/null 2>&1 || echo "bench: wrk is not installed (apt-get install wrk): the OCSP scenario uses Go's HTTP client instead"
 
 # The packages' own Go benchmarks (what `make bench` ran before bench/).
 bench-go: tools

@@ -7,6 +7,7 @@
 //	(2) mass revocation of N seeded certificates, CRL publication included
 //	(3) CRL generation per 1,000,000 entries against raw x509.CreateRevocationList
 //	(4) OCSP from the starter's pre-signed path, 8 connections on loopback
+//	    from wrk (a C load generator), with the CPU each side used
 //	(5) bulk notices to MailDev
 //
 // Environment:
@@ -20,6 +21,10 @@
 //	BENCH_CRL_N              CRL entries (default 1000000)
 //	BENCH_OCSP_SECONDS       OCSP load duration (default 15)
 //	BENCH_OCSP_CONNS         OCSP connections (default 8)
+//	BENCH_OCSP_GEN           OCSP load generator: wrk (default when installed;
+//	                         make bench installs it) or go (net/http client in
+//	                         this process, the fallback)
+//	BENCH_OCSP_WRK_THREADS   wrk threads (default 1)
 //	BENCH_MAIL_N             notices per run (default 2000)
 //	BENCH_TEMPORAL_PORT      postgres mode: frontend port (default 27233)
 //	BENCH_KEEP               1: leave the work directory (.run/bench/...) and logs

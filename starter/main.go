@@ -126,6 +126,7 @@ func serve() error {
 		return err
 	}
 	go s.purgeIdempotencyKeys(ctx)
+	go s.refreshOCSPCache(ctx)
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           s.handler(),

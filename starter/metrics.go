@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,8 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	mu       sync.RWMutex
+	series   map[seriesKey]series
 }
 
 func newMetrics() *metrics {
@@ -38,8 +41,33 @@ func newMetrics() *metrics {
 // observe records one answered request. route is the mux pattern (never
 // the raw path, so ids do not explode the series).
 func (m *metrics) observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	k := seriesKey{route, code}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if !ok {
+		// Resolving label values hashes them on every call; routes and
+		// codes are few, so the resolved series are kept (OCSP hot path).
+		s = series{requests: m.requests.WithLabelValues(route, strconv.Itoa(code)), latency: m.latency.WithLabelValues(route)}
+		m.mu.Lock()
+		if m.series == nil {
+			m.series = map[seriesKey]series{}
+		}
+		m.series[k] = s
+		m.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+type seriesKey struct {
+	route string
+	code  int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func (m *metrics) handler() http.Handler {

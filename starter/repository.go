@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -10,17 +9,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/crypto/ocsp"
 
 	"certdesk/internal/api"
 	"certdesk/internal/pki"
@@ -191,125 +186,6 @@ func (s *server) crl(w http.ResponseWriter, r *http.Request) {
 func etag(b []byte) string {
 	sum := sha256.Sum256(b)
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
-}
-
-// errNotSignedYet: an issued serial without a pre-signed response yet.
-var errNotSignedYet = errors.New("no pre-signed OCSP response yet")
-
-// ocspCache keeps recent lookups for a few seconds: relying parties ask
-// for the same popular serials again and again, and the pre-signed path
-// should not cost a database round trip each time. A revocation shows
-// within ocspCacheTTL (relying parties cache responses for far longer).
-type ocspCache struct {
-	mu sync.Mutex
-	m  map[string]ocspCacheEntry
-}
-
-type ocspCacheEntry struct {
-	res     store.OCSPForIssuer
-	expires time.Time
-}
-
-const (
-	ocspCacheTTL = 5 * time.Second
-	ocspCacheMax = 200_000
-)
-
-func (c *ocspCache) get(key string, now time.Time) (store.OCSPForIssuer, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || now.After(e.expires) {
-		return store.OCSPForIssuer{}, false
-	}
-	return e.res, true
-}
-
-func (c *ocspCache) put(key string, res store.OCSPForIssuer, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= ocspCacheMax {
-		c.m = make(map[string]ocspCacheEntry)
-	}
-	c.m[key] = ocspCacheEntry{res: res, expires: now.Add(ocspCacheTTL)}
-}
-
-// storedOCSP looks requests up in ocsp_responses and remembers what it
-// served, for the cache headers.
-type storedOCSP struct {
-	st     *store.Store
-	cache  *ocspCache
-	now    time.Time
-	served *store.OCSPResponse
-}
-
-func (l *storedOCSP) OCSPResponse(ctx context.Context, issuerID string, serial *big.Int) ([]byte, error) {
-	if serial == nil || serial.Sign() <= 0 {
-		return nil, pki.ErrNotIssued
-	}
-	key := issuerID + "/" + serial.Text(16)
-	res, ok := l.cache.get(key, l.now)
-	if !ok {
-		var err error
-		if res, err = l.st.GetOCSPForIssuer(ctx, issuerID, serial.Text(16)); err != nil {
-			return nil, err
-		}
-		if res.Response != nil || !res.Issued { // "issued, not signed yet" is asked again
-			l.cache.put(key, res, l.now)
-		}
-	}
-	if !res.Issued {
-		return nil, pki.ErrNotIssued
-	}
-	if res.Response == nil {
-		return nil, errNotSignedYet
-	}
-	l.served = res.Response
-	return res.Response.DER, nil
-}
-
-// ocsp answers RFC 6960 / RFC 5019 requests (GET /ocsp/<base64>, POST
-// /ocsp) from the pre-signed responses: "unauthorized" for serials never
-// issued (never "good", O14), "tryLater" for an issued serial not signed yet.
-func (s *server) ocsp(w http.ResponseWriter, r *http.Request) {
-	der, err := pki.OCSPRequestFromHTTP(r, "/ocsp/")
-	if err != nil {
-		switch {
-		case r.Method == http.MethodPost && strings.Contains(err.Error(), "Content-Type"):
-			s.problem(w, r, api.New(http.StatusUnsupportedMediaType, api.TypeUnsupportedMedia, "send the DER request as application/ocsp-request"))
-		case strings.Contains(err.Error(), "too large"):
-			s.problem(w, r, api.New(http.StatusRequestEntityTooLarge, api.TypePayloadTooLarge, "an OCSP request is at most 4 KiB"))
-		default:
-			s.problem(w, r, api.New(http.StatusBadRequest, api.TypeMalformedRequest, "the OCSP request is not base64 of a DER OCSPRequest (RFC 6960 Appendix A)"))
-		}
-		return
-	}
-	if s.repo == nil {
-		s.problem(w, r, api.New(http.StatusServiceUnavailable, api.TypeUnavailable, "the CA repository is not loaded"))
-		return
-	}
-	lookup := &storedOCSP{st: s.st, cache: &s.ocspCache, now: s.now()}
-	resp, err := pki.RespondOCSP(r.Context(), der, s.repo.index, lookup)
-	if errors.Is(err, errNotSignedYet) {
-		resp, err = ocsp.TryLaterErrorResponse, nil
-	}
-	if err != nil {
-		s.log.Warn("OCSP", "error", err, "request_id", r.Context().Value(ctxRequestID))
-	}
-	var h http.Header
-	if lookup.served != nil {
-		h = pki.OCSPCacheHeaders(resp, lookup.served.ThisUpdate, lookup.served.NextUpdate, s.now())
-	} else {
-		h = pki.OCSPCacheHeaders(resp, time.Time{}, time.Time{}, s.now())
-	}
-	for k, v := range h {
-		w.Header()[k] = v
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(resp)
-	}
 }
 
 func pemCertBytes(der []byte) []byte {

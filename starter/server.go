@@ -83,7 +83,8 @@ type server struct {
 	repo     *caRepository
 	metrics  *metrics
 
-	ocspCache ocspCache
+	ocspCache  ocspCache
+	ocspParsed ocspParsed
 
 	resellerLimiter *limiterSet
 	publicLimiter   *limiterSet
@@ -217,8 +218,10 @@ func (s *server) handler() http.Handler {
 			if !strings.HasPrefix(label, "POST /v1") && !strings.HasPrefix(label, "GET /v1") {
 				level = slog.LevelDebug
 			}
-			s.log.Log(r.Context(), level, "http request", "route", label, "status", sw.status(),
-				"duration_ms", d.Milliseconds(), "request_id", rid, "reseller", info.resellerID)
+			if s.log.Enabled(r.Context(), level) { // the arguments allocate even when dropped
+				s.log.Log(r.Context(), level, "http request", "route", label, "status", sw.status(),
+					"duration_ms", d.Milliseconds(), "request_id", rid, "reseller", info.resellerID)
+			}
 		}()
 
 		// OCSP GET carries base64 in the path, which may contain "//" or
