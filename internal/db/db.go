@@ -16,13 +16,17 @@ import (
 	"certdesk/schema"
 )
 
+// MaxOpenConns bounds each process's pool. PostgreSQL's default
+// max_connections is 100, shared with Temporal on the same server.
+const MaxOpenConns = 20
+
 // Open connects to url and checks the server answers within 10 s.
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
 		return nil, fmt.Errorf("db: open: %w", err)
 	}
-	db.SetMaxOpenConns(20)
+	db.SetMaxOpenConns(MaxOpenConns)
 	db.SetMaxIdleConns(10)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
