@@ -36,6 +36,7 @@ import (
 	"certdesk/internal/mailer"
 	"certdesk/internal/pki"
 	"certdesk/internal/store"
+	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
 )
 
@@ -480,11 +481,12 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	if apps[0].status != workflows.AppIssued {
 		return nil, fmt.Errorf("first DV application ended %q, not issued (starter log: %s)", apps[0].status, stack.TailLog(s.Starter.LogPath, 5))
 	}
-	acts, err := countActivities(ctx, s.TC, apps[0].wid)
+	mix, err := activityMix(ctx, s.TC, apps[0].wid)
 	if err != nil {
 		return nil, err
 	}
-	stack.Logf("dv: one application runs %d activities; submitting %d more with %d clients", acts, n-1, conc)
+	acts, locals := countMix(mix)
+	stack.Logf("dv: one application runs %d activities and %d local activities; submitting %d more with %d clients", acts, locals, n-1, conc)
 
 	start := time.Now()
 	if err := parallel(n-1, conc, func(i int) error { return submit(i + 1) }); err != nil {
@@ -511,7 +513,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 
 	// The bare workflow: as many no-op activities, same Temporal, same
 	// number of concurrent starts (through the client: there is no API).
-	bare, bareLat, err := benchBare(ctx, s, n-1, acts, conc)
+	bare, bareLat, err := benchBare(ctx, s, n-1, mix, conc)
 	if err != nil {
 		return nil, err
 	}
@@ -525,33 +527,55 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 			Ratio: fmt.Sprintf("%.2f× bare", ratio), Target: "≥ 100/s and ≥ 0.8× bare", Met: met(dvRate >= 100 && ratio >= 0.8), Mode: s.Mode, Note: note},
 		{Scenario: "1 DV issuance", Figure: "latency p50 (submit → workflow closed)", Value: pct(lats, 0.5).Seconds(), Unit: "s", Mode: s.Mode},
 		{Scenario: "1 DV issuance", Figure: "latency p99", Value: pct(lats, 0.99).Seconds(), Unit: "s", Mode: s.Mode},
-		{Scenario: "1 DV issuance", Figure: fmt.Sprintf("bare workflow, %d no-op activities, same count", acts), Value: bare, Unit: "workflows/s", Mode: s.Mode,
+		{Scenario: "1 DV issuance", Figure: fmt.Sprintf("bare workflow, %d no-op activities + %d no-op local activities, same order", acts, locals), Value: bare, Unit: "workflows/s", Mode: s.Mode,
 			Note: fmt.Sprintf("p50 %.2f s, p99 %.2f s", pct(bareLat, 0.5).Seconds(), pct(bareLat, 0.99).Seconds())},
 	}, nil
 }
 
-func countActivities(ctx context.Context, tc client.Client, wid string) (int, error) {
+// activityMix lists, in history order, the activities a workflow ran: "a"
+// for an activity task, "l" for a local activity (its marker).
+func activityMix(ctx context.Context, tc client.Client, wid string) ([]string, error) {
 	it := tc.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
+	var mix []string
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if e.GetEventType() == enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
-			n++
+		switch {
+		case e.GetEventType() == enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			mix = append(mix, "a")
+		case e.GetEventType() == enums.EVENT_TYPE_MARKER_RECORDED && e.GetMarkerRecordedEventAttributes().GetMarkerName() == "LocalActivity":
+			mix = append(mix, "l")
 		}
 	}
-	return n, nil
+	return mix, nil
+}
+
+func countMix(mix []string) (acts, locals int) {
+	for _, k := range mix {
+		if k == "l" {
+			locals++
+		} else {
+			acts++
+		}
+	}
+	return acts, locals
 }
 
 const bareQueue = "certdesk-bench-bare"
 
-// BareWorkflow runs n no-op activities one after another.
-func BareWorkflow(ctx workflow.Context, n int) error {
+// BareWorkflow runs no-op activities one after another, in the order and of
+// the kinds of mix ("a" activity, "l" local activity).
+func BareWorkflow(ctx workflow.Context, mix []string) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-	for i := 0; i < n; i++ {
-		if err := workflow.ExecuteActivity(ctx, NoopActivity).Get(ctx, nil); err != nil {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute})
+	for _, k := range mix {
+		f := workflow.ExecuteActivity(ctx, NoopActivity)
+		if k == "l" {
+			f = workflow.ExecuteLocalActivity(ctx, NoopActivity)
+		}
+		if err := f.Get(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -561,12 +585,13 @@ func BareWorkflow(ctx workflow.Context, n int) error {
 // NoopActivity does nothing.
 func NoopActivity(context.Context) error { return nil }
 
-func benchBare(ctx context.Context, s *stack.Stack, n, acts, conc int) (float64, []time.Duration, error) {
-	// Same worker options as bin/worker (SDK defaults), so the ratio
-	// compares like with like; BENCH_BARE_POLLERS overrides the pollers to
-	// show what the defaults cost.
-	var wo worker.Options
+func benchBare(ctx context.Context, s *stack.Stack, n int, mix []string, conc int) (float64, []time.Duration, error) {
+	// Same worker options as bin/worker, so the ratio compares like with
+	// like; BENCH_BARE_POLLERS fixes the pollers instead, to show what
+	// autoscaling gives.
+	wo := temporalclient.WorkerOptions()
 	if n := envInt("BENCH_BARE_POLLERS", 0); n > 0 {
+		wo.WorkflowTaskPollerBehavior, wo.ActivityTaskPollerBehavior = nil, nil
 		wo.MaxConcurrentWorkflowTaskPollers, wo.MaxConcurrentActivityTaskPollers = n, n
 	}
 	w := worker.New(s.TC, bareQueue, wo)
@@ -582,7 +607,7 @@ func benchBare(ctx context.Context, s *stack.Stack, n, acts, conc int) (float64,
 	start := time.Now()
 	if err := parallel(n, conc, func(i int) error {
 		submitted[i] = time.Now()
-		r, err := s.TC.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-bare/%s-%d", tag, i), TaskQueue: bareQueue}, BareWorkflow, acts)
+		r, err := s.TC.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-bare/%s-%d", tag, i), TaskQueue: bareQueue}, BareWorkflow, mix)
 		runs[i] = r
 		return err
 	}); err != nil {
