@@ -57,8 +57,11 @@ compose-check:
 		docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: skipping compose validation (apt-get install docker-compose)"; fi
 
-test: tools vet compose-check
+# The go tests, then the short chaos run (50 cases, one fault of each kind;
+# see chaos/main.go) on the standalone Temporal server.
+test: tools vet compose-check temporal-server build
 	$(GO) test $(GOTEST_FLAGS) -tags integration ./...
+	$(GO) run ./chaos -short
 
 # Re-record the workflow histories the replay test checks (after an
 # intended, versioned change to a workflow).

@@ -1,6 +1,6 @@
 // Command chaos runs mixed cases against CertDesk on real services while
 // injecting faults, then checks invariants from PostgreSQL and MailDev
-// (make chaos, make chaos-short).
+// (make chaos, make chaos-short; the short run is part of make test).
 //
 // The stack: a private PostgreSQL cluster under .run/chaos/pg (started from
 // the machine's PostgreSQL binaries as the postgres user; the machine's
@@ -9,11 +9,31 @@
 // MailDev; loopback DNS and HTTP for domain validation; bin/worker -role all
 // and bin/starter as child processes.
 //
-// Cases, through the starter API as a reseller would send them:
+// Cases, through the starter API as a reseller or a data subject would send
+// them, with staff decisions sent as Temporal Updates as staff send them
+// from the UI or CLI (mix per 20 cases: 8 dv, 3 revoke, 2 withdraw, 3 ov,
+// 2 client, 2 disclosure):
 //
-//	dv        a DV application that must end issued
-//	revoke    a DV application, then a revocation (keyCompromise) once issued
-//	withdraw  a DV application whose domain never validates, withdrawn while it waits
+//	dv          a DV application that must end issued
+//	revoke      a DV application, then a revocation (keyCompromise) once issued
+//	withdraw    a DV application whose domain never validates, withdrawn while it waits
+//	ov          a server-ov application: domain validation, the one-time code
+//	            from MailDev (submit-code), the registry lookup (dev/registry.json),
+//	            confirm-identity and review by staff; must end issued
+//	client      a client-sign application (RSA key): code, confirm-identity,
+//	            review; must end issued
+//	disclosure  a data subject's disclosure request through the public API:
+//	            code and confirm-identity, then delivery. Variants in turn: the
+//	            subject of an earlier DV case with a request-documents /
+//	            documents-received pause first; an address nothing is held
+//	            about (signed "nothing held" answer); the subject of an
+//	            earlier DV case (download link; the package is downloaded and
+//	            must list that application); paper delivery (paper-sent by staff)
+//
+// Staff Updates carry a fixed UpdateID per (workflow, update), are retried
+// while the worker, Temporal or PostgreSQL are down, and a retry the
+// validator refuses because the decision is already in (the workflow moved
+// on, or closed) is recognised from the workflow's state.
 //
 // Faults (full run): the worker is killed with SIGKILL every few seconds and
 // restarted; Temporal is killed and restarted once; PostgreSQL is restarted
@@ -22,61 +42,43 @@
 // keeps messages in memory, so killing it would lose what it already
 // received). -short: 50 cases, each fault once (mail down 30 s).
 //
-// Invariants: every case reaches its end state; one certificate per issued
-// application and none for a withdrawn one; every revoked certificate is
-// revoked in PostgreSQL, listed in its CRL shard and answered "revoked" by
-// OCSP; no workflow failed; every email_log row is sent and its Message-ID
-// is in MailDev; every issued subscriber got the certificate notice; the
-// audit chain verifies.
+// Invariants (exit status 1 if any is violated): every case reached its
+// expected end state, both as the harness saw it and in PostgreSQL, and
+// every identity verification passed; exactly one certificate per issued
+// application and none for any other; every revoked certificate is revoked
+// in PostgreSQL, listed in its CRL shard and answered "revoked" by OCSP; no
+// workflow failed, was terminated or timed out, and none of the cases'
+// workflows is still running; the email outbox drained; every email_log row
+// (one per idempotency key = case + notice + recipient part) is sent, its
+// Message-ID is the one derived from the key and is in MailDev; no message
+// in MailDev lacks a row; each case has exactly the notices its kind
+// expects (by key, and by distinct Message-ID per subscriber address and
+// notice in MailDev); the audit chain verifies. Physical copies of a
+// message beyond one (a send repeated after a kill between the SMTP
+// server's 250 and the email_log update: same Message-ID, which receivers
+// drop) are reported as a figure, not a violation.
 package main
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
-
-	"go.temporal.io/api/workflowservice/v1"
-	"golang.org/x/crypto/ocsp"
 
 	"certdesk/bench/stack"
 	"certdesk/internal/testenv"
-	"certdesk/workflows"
 )
-
-type kase struct {
-	i      int
-	kind   string // dv, revoke, withdraw
-	domain string
-	email  string
-	id     string
-	wid    string
-	serial string
-	status string
-	note   string
-	done   bool
-}
 
 type faultLog struct {
 	mu     sync.Mutex
@@ -141,28 +143,25 @@ func run() error {
 			_ = os.RemoveAll(work)
 		}
 	}()
+	// The worker is the harness's own child: the stack starts it with the
+	// default metrics address (127.0.0.1:9464), which another process on a
+	// shared machine (make run, a benchmark) may hold, and a worker that
+	// cannot bind it exits at once. The chaos worker serves no metrics.
+	s.Worker.Kill(syscall.SIGTERM, 10*time.Second)
+	wk := &workerProc{bin: filepath.Join(s.AppBin, "worker"), env: envOf(s), logPath: filepath.Join(work, "logs", "worker.log")}
+	if err := wk.start(); err != nil {
+		return err
+	}
+	defer wk.kill(syscall.SIGTERM, 10*time.Second)
+	if time.Sleep(3 * time.Second); wk.exited() {
+		return fmt.Errorf("the worker exited at start:\n%s", stack.TailLog(wk.logPath, 20))
+	}
 	stack.Logf("stack up: Temporal %s, starter %s, MailDev %s", s.TemporalAddr, s.StarterURL, s.Mail.APIURL())
 
 	// The cases.
-	ks := make([]*kase, *cases)
-	tag := stack.RandHex(3)
-	for i := range ks {
-		k := &kase{i: i, kind: "dv"}
-		switch {
-		case i%10 == 9:
-			k.kind = "withdraw"
-		case i%5 == 1:
-			k.kind = "revoke"
-		}
-		prefix := "c"
-		if k.kind == "withdraw" {
-			prefix = "hold"
-		}
-		k.domain = fmt.Sprintf("%s%04d-%s.chaos.certdesk.jp", prefix, i, tag)
-		k.email = fmt.Sprintf("sub%04d-%s@chaos.certdesk.jp", i, tag)
-		ks[i] = k
-	}
-	api := &apiClient{s: s, hc: &http.Client{Timeout: 20 * time.Second}}
+	ks := makeCases(*cases, stack.RandHex(3))
+	h := &harness{s: s, api: &apiClient{s: s, hc: &http.Client{Timeout: 20 * time.Second}},
+		mail: newMailbox(s.Mail.APIURL()), stats: &staffStats{}}
 
 	// Faults run beside the cases.
 	faults := &faultLog{}
@@ -176,28 +175,30 @@ func run() error {
 	fwg.Add(1)
 	go func() {
 		defer fwg.Done()
-		injectFaults(fctx, s, pg, faults, *short, mailDown)
+		injectFaults(fctx, s, wk, pg, faults, *short, mailDown)
 	}()
 
 	// Submit at a steady pace over the window, each case on its own goroutine.
 	var wg sync.WaitGroup
 	gap := submitWindow / time.Duration(len(ks))
-	deadline := time.Now().Add(submitWindow + settle)
+	h.deadline = time.Now().Add(submitWindow + settle)
 	for _, k := range ks {
 		wg.Add(1)
 		go func(k *kase) {
 			defer wg.Done()
-			runCase(ctx, api, k, deadline)
+			h.runCase(ctx, k)
 		}(k)
 		time.Sleep(gap)
 	}
-	stack.Logf("%d cases submitted; waiting for them (deadline %s)", len(ks), deadline.Format("15:04:05"))
+	stack.Logf("%d cases submitted; waiting for them (deadline %s)", len(ks), h.deadline.Format("15:04:05"))
 	wg.Wait()
 	stopFaults()
 	fwg.Wait()
 	// Whatever the faults left behind must be back.
-	if s.Worker.Exited() {
-		_ = s.StartWorker()
+	if wk.exited() {
+		if err := wk.start(); err != nil {
+			return err
+		}
 	}
 	stack.Logf("cases finished; waiting for the outbox to drain")
 	drained := waitEmails(ctx, s, 3*time.Minute)
@@ -207,7 +208,12 @@ func run() error {
 		return fmt.Errorf("MailDev: %w", err)
 	}
 	report := check(ctx, s, ks, drained, msgs)
-	printReport(os.Stdout, ks, faults, report, time.Since(started))
+	h.stats.mu.Lock()
+	report.add("a repeated staff decision (new UpdateID) is refused by the validator or finds the case closed, never applied twice",
+		h.stats.repeatAccepted.Load() == 0 && len(h.stats.repeatErrors) == 0, "%d refused, %d closed, %d applied twice%s",
+		h.stats.repeatRefused.Load(), h.stats.repeatClosed.Load(), h.stats.repeatAccepted.Load(), listSome(h.stats.repeatErrors))
+	h.stats.mu.Unlock()
+	printReport(os.Stdout, ks, faults, h.stats, report, time.Since(started))
 	if report.failed() {
 		return errors.New("invariants violated")
 	}
@@ -275,6 +281,80 @@ func (p *privatePG) stop() {
 }
 
 // ---------------------------------------------------------------------------
+// The worker process (bin/worker -role all), killed and restarted by the
+// faults.
+
+type workerProc struct {
+	bin, logPath string
+	env          []string
+	mu           sync.Mutex
+	cmd          *exec.Cmd
+	done         chan struct{}
+}
+
+func envOf(s *stack.Stack) []string {
+	env := os.Environ()
+	for k, v := range s.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func (w *workerProc) start() error {
+	f, err := os.OpenFile(w.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(w.bin, "-role", "all", "-metrics-addr=")
+	cmd.Env = w.env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start worker: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+	w.mu.Lock()
+	w.cmd, w.done = cmd, done
+	w.mu.Unlock()
+	return nil
+}
+
+// kill sends sig to the worker's process group and waits for it to exit
+// (SIGKILL after wait).
+func (w *workerProc) kill(sig syscall.Signal, wait time.Duration) {
+	w.mu.Lock()
+	cmd, done := w.cmd, w.done
+	w.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-done:
+	case <-time.After(wait):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func (w *workerProc) exited() bool {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ---------------------------------------------------------------------------
 // Faults.
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -286,7 +366,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func injectFaults(ctx context.Context, s *stack.Stack, pg *privatePG, f *faultLog, short bool, mailDown time.Duration) {
+func injectFaults(ctx context.Context, s *stack.Stack, wk *workerProc, pg *privatePG, f *faultLog, short bool, mailDown time.Duration) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// One-off faults on their own schedule.
@@ -326,7 +406,8 @@ func injectFaults(ctx context.Context, s *stack.Stack, pg *privatePG, f *faultLo
 		}},
 	}
 	if short {
-		plan[0].at, plan[1].at, plan[2].at = 15*time.Second, 30*time.Second, 40*time.Second
+		// While the cases are at their staff steps (submitted over 40 s).
+		plan[0].at, plan[1].at, plan[2].at = 30*time.Second, 45*time.Second, 55*time.Second
 	}
 	for _, o := range plan {
 		wg.Add(1)
@@ -342,15 +423,15 @@ func injectFaults(ctx context.Context, s *stack.Stack, pg *privatePG, f *faultLo
 	for n := 0; ; n++ {
 		wait := time.Duration(3+rng.IntN(6)) * time.Second
 		if short {
-			wait = 8 * time.Second
+			wait = 20 * time.Second
 		}
 		if !sleepCtx(ctx, wait) {
 			return
 		}
 		f.add("worker", "worker killed (SIGKILL)")
-		s.Worker.Kill(syscall.SIGKILL, 5*time.Second)
+		wk.kill(syscall.SIGKILL, 5*time.Second)
 		time.Sleep(time.Second)
-		if err := s.StartWorker(); err != nil {
+		if err := wk.start(); err != nil {
 			f.add("error", "worker restart: %v", err)
 		}
 		if short {
@@ -401,379 +482,4 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, idem 
 		}
 	}
 	return 0, nil, fmt.Errorf("gave up: %v", last)
-}
-
-type appStatus struct {
-	ID                string `json:"id"`
-	WorkflowID        string `json:"workflow_id"`
-	Status            string `json:"status"`
-	CertificateSerial string `json:"certificate_serial"`
-}
-
-func newCSR() string {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-}
-
-func runCase(ctx context.Context, a *apiClient, k *kase, deadline time.Time) {
-	fail := func(format string, args ...any) { k.note = fmt.Sprintf(format, args...) }
-	code, b, err := a.do(ctx, http.MethodPost, "/v1/applications", map[string]any{
-		"product": "server-dv", "csr": newCSR(), "domains": []string{k.domain},
-		"subscriber":  map[string]any{"name": "Chaos Taro", "email": k.email, "country": "JP"},
-		"attestation": map[string]any{"terms_version": "2026-01", "truthful": true},
-	}, "chaos-app-"+k.domain, deadline)
-	if err != nil || code != http.StatusAccepted {
-		fail("submit: %d %v %s", code, err, firstLine(string(b)))
-		return
-	}
-	var st appStatus
-	_ = json.Unmarshal(b, &st)
-	k.id, k.wid = st.ID, st.WorkflowID
-
-	poll := func(pred func(appStatus) bool) bool {
-		for time.Now().Before(deadline) {
-			code, b, err := a.do(ctx, http.MethodGet, "/v1/applications/"+k.id, nil, "", deadline)
-			if err == nil && code == 200 {
-				var s appStatus
-				if json.Unmarshal(b, &s) == nil {
-					k.status, k.serial = s.Status, s.CertificateSerial
-					if pred(s) {
-						return true
-					}
-				}
-			}
-			if !sleepCtx(ctx, 2*time.Second) {
-				return false
-			}
-		}
-		return false
-	}
-	terminal := func(s appStatus) bool {
-		switch s.Status {
-		case workflows.AppIssued, workflows.AppRejected, workflows.AppFailed, workflows.AppWithdrawn, workflows.AppExpired:
-			return true
-		}
-		return false
-	}
-	switch k.kind {
-	case "withdraw":
-		if !poll(func(s appStatus) bool { return s.Status == workflows.AppValidating || terminal(s) }) {
-			fail("never reached %s (last %q)", workflows.AppValidating, k.status)
-			return
-		}
-		code, b, err := a.do(ctx, http.MethodPost, "/v1/applications/"+k.id+"/withdraw", map[string]any{"reason": "chaos"}, "chaos-wd-"+k.domain, deadline)
-		if err != nil || (code != 202 && code != 200 && code != 409) {
-			fail("withdraw: %d %v %s", code, err, firstLine(string(b)))
-			return
-		}
-		if !poll(terminal) {
-			fail("withdrawn application never closed (last %q)", k.status)
-			return
-		}
-	default:
-		if !poll(terminal) {
-			fail("never closed (last %q)", k.status)
-			return
-		}
-	}
-	if k.kind == "revoke" && k.status == workflows.AppIssued {
-		code, b, err := a.do(ctx, http.MethodPost, "/v1/certificates/"+k.serial+"/revocation", map[string]any{"reason": "keyCompromise", "comment": "chaos"}, "chaos-rv-"+k.domain, deadline)
-		if err != nil || code >= 300 {
-			fail("revocation: %d %v %s", code, err, firstLine(string(b)))
-			return
-		}
-		var rv struct {
-			WorkflowID string `json:"workflow_id"`
-		}
-		_ = json.Unmarshal(b, &rv)
-		// Wait for the revocation workflow to finish.
-		for time.Now().Before(deadline) {
-			var out any
-			err := a.s.TC.GetWorkflow(ctx, rv.WorkflowID, "").Get(ctx, &out)
-			if err == nil {
-				break
-			}
-			if !sleepCtx(ctx, 2*time.Second) {
-				break
-			}
-		}
-	}
-	k.done = true
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
-
-// ---------------------------------------------------------------------------
-// Invariants.
-
-type invariant struct {
-	name   string
-	ok     bool
-	detail string
-}
-
-type report struct{ inv []invariant }
-
-func (r *report) add(name string, ok bool, format string, args ...any) {
-	r.inv = append(r.inv, invariant{name, ok, fmt.Sprintf(format, args...)})
-}
-
-func (r *report) failed() bool {
-	for _, i := range r.inv {
-		if !i.ok {
-			return true
-		}
-	}
-	return false
-}
-
-func waitEmails(ctx context.Context, s *stack.Stack, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		var n int
-		if err := s.Pool.GetContext(ctx, &n, `SELECT count(*) FROM email_log WHERE status <> 'sent'`); err == nil && n == 0 {
-			return true
-		}
-		if !sleepCtx(ctx, 3*time.Second) {
-			break
-		}
-	}
-	return false
-}
-
-func check(ctx context.Context, s *stack.Stack, ks []*kase, drained bool, msgs []testenv.Email) *report {
-	r := &report{}
-	// 1. End states.
-	var bad []string
-	for _, k := range ks {
-		want := workflows.AppIssued
-		if k.kind == "withdraw" {
-			want = workflows.AppWithdrawn
-		}
-		if !k.done || k.status != want {
-			bad = append(bad, fmt.Sprintf("#%d %s: %q %s", k.i, k.kind, k.status, k.note))
-		}
-	}
-	r.add("every case reached its end state", len(bad) == 0, "%d of %d wrong%s", len(bad), len(ks), listSome(bad))
-
-	// 2. One certificate per issued application, none for withdrawn ones.
-	var issuedNoCert, withdrawnCert []string
-	for _, k := range ks {
-		if k.id == "" {
-			continue
-		}
-		var n int
-		if err := s.Pool.GetContext(ctx, &n, `SELECT count(*) FROM certificates WHERE application_id = $1`, k.id); err != nil {
-			issuedNoCert = append(issuedNoCert, k.id+": "+err.Error())
-			continue
-		}
-		if k.status == workflows.AppIssued && n != 1 {
-			issuedNoCert = append(issuedNoCert, fmt.Sprintf("%s: %d certificates", k.id, n))
-		}
-		if k.kind == "withdraw" && n != 0 {
-			withdrawnCert = append(withdrawnCert, k.id)
-		}
-	}
-	r.add("one certificate per issued application", len(issuedNoCert) == 0, "%d wrong%s", len(issuedNoCert), listSome(issuedNoCert))
-	r.add("no certificate for a withdrawn application", len(withdrawnCert) == 0, "%d wrong%s", len(withdrawnCert), listSome(withdrawnCert))
-
-	// 3. Revocations: PostgreSQL, CRL shard, OCSP.
-	var revBad []string
-	revoked := 0
-	crls := map[string]map[string]bool{} // issuer/shard -> serials
-	for _, k := range ks {
-		if k.kind != "revoke" || k.serial == "" {
-			continue
-		}
-		revoked++
-		var row struct {
-			Status string `db:"status"`
-			Issuer string `db:"issuer"`
-			Shard  int    `db:"crl_shard"`
-		}
-		if err := s.Pool.GetContext(ctx, &row, `SELECT status, issuer, crl_shard FROM certificates WHERE serial = $1`, k.serial); err != nil {
-			revBad = append(revBad, k.serial+": "+err.Error())
-			continue
-		}
-		if row.Status != "revoked" {
-			revBad = append(revBad, k.serial+": status "+row.Status)
-			continue
-		}
-		key := fmt.Sprintf("%s/%d", row.Issuer, row.Shard)
-		if crls[key] == nil {
-			crls[key] = map[string]bool{}
-			c, err := s.Store.LatestCRL(ctx, row.Issuer, row.Shard)
-			if err == nil {
-				if rl, err := x509.ParseRevocationList(c.DER); err == nil {
-					for _, e := range rl.RevokedCertificateEntries {
-						crls[key][e.SerialNumber.Text(16)] = true
-					}
-				}
-			}
-		}
-		sn, _ := new(big.Int).SetString(k.serial, 16)
-		if sn == nil || !crls[key][sn.Text(16)] {
-			revBad = append(revBad, k.serial+": not in CRL shard "+key)
-			continue
-		}
-		if st, err := ocspStatus(s, row.Issuer, sn); err != nil || st != ocsp.Revoked {
-			revBad = append(revBad, fmt.Sprintf("%s: OCSP status %d (%v)", k.serial, st, err))
-		}
-	}
-	r.add("revoked: in PostgreSQL, in the CRL shard, OCSP revoked", len(revBad) == 0, "%d revoked, %d wrong%s", revoked, len(revBad), listSome(revBad))
-
-	// 4. No failed or terminated workflow.
-	var failedWF int64
-	if resp, err := s.TC.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default",
-		Query: `ExecutionStatus = "Failed" OR ExecutionStatus = "Terminated" OR ExecutionStatus = "TimedOut"`}); err == nil {
-		failedWF = resp.GetCount()
-		r.add("no workflow failed, terminated or timed out", failedWF == 0, "%d", failedWF)
-	} else {
-		r.add("no workflow failed, terminated or timed out", false, "count: %v", err)
-	}
-
-	// 5. Email: outbox drained, every sent Message-ID in MailDev, every
-	// issued subscriber got mail.
-	var unsent []struct {
-		Key      string `db:"idempotency_key"`
-		Notice   string `db:"notice"`
-		Status   string `db:"status"`
-		Attempts int    `db:"attempts"`
-		Error    string `db:"last_error"`
-	}
-	_ = s.Pool.SelectContext(ctx, &unsent, `SELECT idempotency_key, notice, status, attempts, last_error FROM email_log WHERE status <> 'sent'`)
-	var us []string
-	for _, u := range unsent {
-		us = append(us, fmt.Sprintf("%s %s %s attempts=%d %s", u.Key, u.Notice, u.Status, u.Attempts, firstLine(u.Error)))
-	}
-	r.add("email outbox drained (no pending or failed rows)", drained && len(unsent) == 0, "%d not sent%s", len(unsent), listSome(us))
-	var ids []string
-	_ = s.Pool.SelectContext(ctx, &ids, `SELECT message_id FROM email_log WHERE status = 'sent'`)
-	inMail := map[string]int{}
-	perRcpt := map[string]int{}
-	for _, m := range msgs {
-		if id, ok := m.Headers["message-id"].(string); ok {
-			inMail[strings.Trim(id, "<>")]++
-		}
-		for _, t := range m.To {
-			perRcpt[strings.ToLower(t.Address)]++
-		}
-	}
-	var missing []string
-	for _, id := range ids {
-		if inMail[strings.Trim(id, "<>")] == 0 {
-			missing = append(missing, id)
-		}
-	}
-	r.add("every sent email_log row is in MailDev", len(missing) == 0, "%d sent rows, %d messages in MailDev, %d missing%s", len(ids), len(msgs), len(missing), listSome(missing))
-	var noMail []string
-	for _, k := range ks {
-		if k.status == workflows.AppIssued && perRcpt[strings.ToLower(k.email)] < 2 {
-			noMail = append(noMail, fmt.Sprintf("%s: %d", k.email, perRcpt[strings.ToLower(k.email)]))
-		}
-	}
-	r.add("every issued subscriber got the received and issued notices", len(noMail) == 0, "%d short%s", len(noMail), listSome(noMail))
-	recorded := map[string]bool{}
-	for _, id := range ids {
-		recorded[strings.Trim(id, "<>")] = true
-	}
-	extra := 0
-	for id, n := range inMail {
-		if !recorded[id] {
-			extra += n
-		} else {
-			extra += n - 1
-		}
-	}
-	r.add("duplicate deliveries: messages in MailDev beyond one per sent email_log row (at-least-once: a send repeated after a crash before it was recorded)", true,
-		"%d", extra)
-
-	// 6. The audit chain.
-	cmd := exec.CommandContext(ctx, filepath.Join(s.AppBin, "worker"), "verify-audit")
-	cmd.Env = os.Environ()
-	for k, v := range s.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
-	r.add("audit hash chain verifies", err == nil, "%s", firstLine(strings.TrimSpace(string(out))))
-	return r
-}
-
-func listSome(xs []string) string {
-	if len(xs) == 0 {
-		return ""
-	}
-	if len(xs) > 5 {
-		return ": " + strings.Join(xs[:5], "; ") + fmt.Sprintf("; … (%d more)", len(xs)-5)
-	}
-	return ": " + strings.Join(xs, "; ")
-}
-
-// ocspStatus asks the starter's OCSP endpoint, as a relying party would.
-func ocspStatus(s *stack.Stack, issuerID string, serial *big.Int) (int, error) {
-	iss, ok := s.CA.Issuer(issuerID)
-	if !ok {
-		return -1, fmt.Errorf("unknown issuer %s", issuerID)
-	}
-	der, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, iss.Certificate(), nil)
-	if err != nil {
-		return -1, err
-	}
-	resp, err := http.Get(s.StarterURL + "/ocsp/" + base64.StdEncoding.EncodeToString(der))
-	if err != nil {
-		return -1, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r, err := ocsp.ParseResponse(b, iss.Certificate())
-	if err != nil {
-		return -1, err
-	}
-	return r.Status, nil
-}
-
-func printReport(w io.Writer, ks []*kase, f *faultLog, r *report, took time.Duration) {
-	byKind := map[string]map[string]int{}
-	for _, k := range ks {
-		if byKind[k.kind] == nil {
-			byKind[k.kind] = map[string]int{}
-		}
-		st := k.status
-		if st == "" {
-			st = "(none)"
-		}
-		byKind[k.kind][st]++
-	}
-	fmt.Fprintf(w, "\nchaos: %d cases in %s\n\ncases:\n", len(ks), took.Round(time.Second))
-	for _, kind := range []string{"dv", "revoke", "withdraw"} {
-		parts := []string{}
-		for st, n := range byKind[kind] {
-			parts = append(parts, st+"="+strconv.Itoa(n))
-		}
-		fmt.Fprintf(w, "  %-9s %s\n", kind, strings.Join(parts, " "))
-	}
-	fmt.Fprintf(w, "\nfaults: worker kills %d, Temporal restarts %d, PostgreSQL restarts %d, MailDev outages %d, harness errors %d\n",
-		f.counts["worker"], f.counts["temporal"], f.counts["postgres"], f.counts["maildev"], f.counts["error"])
-	for _, e := range f.events {
-		if !strings.Contains(e, "worker killed") {
-			fmt.Fprintf(w, "  %s\n", e)
-		}
-	}
-	fmt.Fprintln(w, "\ninvariants:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, i := range r.inv {
-		res := "ok"
-		if !i.ok {
-			res = "VIOLATED"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", res, i.name, i.detail)
-	}
-	tw.Flush()
 }
