@@ -18,8 +18,12 @@ type fakeSMTP struct {
 	auth    string
 	rcpt    func(addr string) string
 	dataEnd string
+	// hangUpAfterData: close the connection silently after each accepted
+	// message, as a server ending an idle client does.
+	hangUpAfterData bool
 
 	mu        sync.Mutex
+	conns     int // connections accepted
 	delivered []string // recipients of accepted messages
 	wg        sync.WaitGroup
 }
@@ -65,6 +69,9 @@ func (f *fakeSMTP) serve() {
 		if err != nil {
 			return
 		}
+		f.mu.Lock()
+		f.conns++
+		f.mu.Unlock()
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
@@ -125,6 +132,9 @@ func (f *fakeSMTP) session(tc *textproto.Conn) {
 				f.mu.Unlock()
 			}
 			err = reply("250 2.0.0 Ok: queued", f.dataEnd)
+			if f.hangUpAfterData {
+				return
+			}
 		case "RSET", "NOOP":
 			err = tc.PrintfLine("250 2.0.0 Ok")
 		case "QUIT":
@@ -315,5 +325,41 @@ func TestBulkContinuesPastPermanentFailure(t *testing.T) {
 	}
 	if f.count() != 18 {
 		t.Errorf("%d delivered", f.count())
+	}
+}
+
+// Single sends reuse one connection; a connection the server dropped while
+// idle is replaced without failing the send or delivering twice.
+func TestSendReusesConnections(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeSMTP(t)
+	s := f.sender(t, nil)
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		if _, err := s.Send(ctx, testMessage(t, "reuse@example.jp", "reuse-"+string(rune('a'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	conns := f.conns
+	f.mu.Unlock()
+	if conns != 1 || f.count() != 5 {
+		t.Fatalf("%d connections for %d delivered messages, want 1 for 5", conns, f.count())
+	}
+
+	g := newFakeSMTP(t)
+	g.hangUpAfterData = true
+	s2 := g.sender(t, nil)
+	defer s2.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := s2.Send(ctx, testMessage(t, "dropped@example.jp", "drop-"+string(rune('a'+i)))); err != nil {
+			t.Fatalf("send %d after the server dropped the idle connection: %v", i, err)
+		}
+	}
+	g.mu.Lock()
+	conns = g.conns
+	g.mu.Unlock()
+	if g.count() != 3 || conns != 3 {
+		t.Fatalf("%d delivered over %d connections, want 3 over 3", g.count(), conns)
 	}
 }

@@ -82,12 +82,7 @@ func (o *Outbox) Send(ctx context.Context, m Message) (Result, error) {
 	if already {
 		return Result{MessageID: p.messageID, AlreadySent: true}, nil
 	}
-	sess, err := o.sender.Dial(ctx)
-	if err == nil {
-		err = sess.send(ctx, p)
-		_ = sess.Close()
-	}
-	if err != nil {
+	if err := o.sender.sendPooled(ctx, p); err != nil {
 		return Result{}, o.failed(ctx, p, err)
 	}
 	return Result{MessageID: p.messageID}, o.sent(ctx, p)
