@@ -462,9 +462,10 @@ func (s *Stack) run(ctx context.Context, bin string, args ...string) ([]byte, er
 	return cmd.CombinedOutput()
 }
 
-// StartWorker starts bin/worker -role all.
+// StartWorker starts bin/worker -role all, without its metrics listener (the
+// default port would clash with a worker of make run on the same machine).
 func (s *Stack) StartWorker() error {
-	p, err := s.startProc("worker", s.envList(), filepath.Join(s.AppBin, "worker"), "-role", "all")
+	p, err := s.startProc("worker", s.envList(), filepath.Join(s.AppBin, "worker"), "-role", "all", "-metrics-addr=")
 	s.Worker = p
 	return err
 }
