@@ -23,7 +23,7 @@ type fakeSMTP struct {
 	hangUpAfterData bool
 
 	mu        sync.Mutex
-	conns     int // connections accepted
+	conns     int      // connections accepted
 	delivered []string // recipients of accepted messages
 	wg        sync.WaitGroup
 }
