@@ -213,44 +213,29 @@ type RevokeBatchResult struct {
 	Shards []ShardRef
 }
 
-// RevokeBatch revokes the next page of valid certificates after the cursor
-// with one UPDATE … WHERE serial = ANY($1). A retry of the same page finds
-// them revoked and moves the cursor the same way.
+// RevokeBatch revokes the next page of certificates after the cursor, valid
+// or already revoked, in one statement (store.RevokePage): a retry of the
+// same page finds them revoked and moves the cursor the same way, and a kill
+// mid-page leaves either the whole page revoked or none of it.
 func (a *Activities) RevokeBatch(ctx context.Context, in RevokeBatchInput) (RevokeBatchResult, error) {
 	if err := checkSelector(in.Selector); err != nil {
 		return RevokeBatchResult{}, err
 	}
-	sel := in.Selector.store()
-	sel.IncludeRevoked = true // a retried page must see what its first try revoked
-	refs, err := a.Store.SelectCertificates(ctx, sel, in.After, in.Limit)
+	r, err := a.Store.RevokePage(ctx, in.Selector.store(), in.After, in.Limit, store.RevokeBatch{
+		ReasonCode: in.ReasonCode, RequestedByKind: "staff", RequestedByRef: in.RequestedBy,
+		WorkflowID: in.WorkflowID, RevokedAt: time.Now().UTC().Truncate(time.Second),
+	})
 	if err != nil {
-		return RevokeBatchResult{}, storeErr(err, "selector")
+		return RevokeBatchResult{}, storeErr(err, "revoke batch")
 	}
-	if len(refs) == 0 {
+	if r.Count == 0 {
 		return RevokeBatchResult{}, nil
 	}
-	serials := make([]string, 0, len(refs))
-	seen := map[ShardRef]bool{}
-	var shards []ShardRef
-	for _, r := range refs {
-		if r.Status == "valid" || r.RevokedAt == nil || r.RevokedAt.IsZero() {
-			serials = append(serials, r.Serial)
-		}
-		s := ShardRef{Issuer: r.Issuer, Shard: r.CRLShard}
-		if !seen[s] {
-			seen[s] = true
-			shards = append(shards, s)
-		}
+	shards := make([]ShardRef, len(r.Shards))
+	for i, sh := range r.Shards {
+		shards[i] = ShardRef{Issuer: sh.Issuer, Shard: sh.Shard}
 	}
-	if len(serials) > 0 {
-		if _, err := a.Store.RevokeBatch(ctx, serials, store.RevokeBatch{
-			ReasonCode: in.ReasonCode, RequestedByKind: "staff", RequestedByRef: in.RequestedBy,
-			WorkflowID: in.WorkflowID, RevokedAt: time.Now().UTC().Truncate(time.Second),
-		}); err != nil {
-			return RevokeBatchResult{}, storeErr(err, "revoke batch")
-		}
-	}
-	return RevokeBatchResult{Count: len(refs), Last: refs[len(refs)-1].Serial, Shards: shards}, nil
+	return RevokeBatchResult{Count: r.Count, Last: r.Last, Shards: shards}, nil
 }
 
 // NotifyRevokedInput is one page of mass revocation notices.

@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/big"
+	"runtime"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -160,27 +162,80 @@ type PublishCRLsInput struct {
 
 // PublishCRLs signs and stores a new CRL for each shard, with a CRLNumber
 // drawn from the database (strictly increasing per shard, O14). A retry
-// publishes a newer CRL, never an older one.
+// publishes a newer CRL, never an older one. Shards are independent, so
+// they are built on every core at once (listing one shard in PostgreSQL
+// while another is encoded and signed).
 func (s *SigningActivities) PublishCRLs(ctx context.Context, in PublishCRLsInput) error {
-	for i, sh := range in.Shards {
-		if err := s.publishCRL(ctx, sh); err != nil {
-			return err
+	workers := min(runtime.GOMAXPROCS(0), len(in.Shards), 4)
+	if workers <= 1 {
+		for i, sh := range in.Shards {
+			if err := s.publishCRL(ctx, sh); err != nil {
+				return err
+			}
+			activity.RecordHeartbeat(ctx, i)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan ShardRef)
+	done := make(chan error, len(in.Shards)) // never blocks a worker
+	for range workers {
+		go func() {
+			for sh := range next {
+				done <- s.publishCRL(ctx, sh)
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for _, sh := range in.Shards {
+			select {
+			case next <- sh:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for i := range in.Shards {
+		if err := <-done; err != nil {
+			return err // the deferred cancel stops the feeder; workers drain
 		}
 		activity.RecordHeartbeat(ctx, i)
 	}
 	return nil
 }
 
+// crlListed, if set (tests only), runs after a shard's entries are read.
+var crlListed func(ShardRef)
+
+// publishCRL draws the shard's CRLNumber before it reads the entries. Two
+// publishers of one shard can overlap (the daily schedule and a mass
+// revocation); SaveCRL keeps the highest number, so the highest number must
+// carry the newest content. Read-then-number let a publisher that had read
+// early, but drew its number late, replace a complete CRL with a stale one:
+// certificates revoked in between vanished from the published CRL until the
+// next publication. Numbered first, a CRL's entries are read after every
+// lower-numbered CRL was numbered, so the one kept lists at least what any
+// publication started before it listed.
 func (s *SigningActivities) publishCRL(ctx context.Context, sh ShardRef) error {
 	issuer, ok := s.CA.Issuer(sh.Issuer)
 	if !ok {
 		return nonRetryable(ErrTypeInvalid, "unknown issuer "+sh.Issuer, nil)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
-	revoked, err := s.Store.ListRevoked(ctx, sh.Issuer, sh.Shard, now)
+	number, err := s.Store.NextCRLNumber(ctx, sh.Issuer, sh.Shard)
 	if err != nil {
 		return err
 	}
+	revoked, err := s.Store.ListRevoked(ctx, sh.Issuer, sh.Shard, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if crlListed != nil {
+		crlListed(sh)
+	}
+	// thisUpdate after the read: no entry's revocation time is later.
+	now := time.Now().UTC().Truncate(time.Second)
 	entries := make([]pki.CRLEntry, len(revoked))
 	for i, r := range revoked {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
@@ -188,10 +243,6 @@ func (s *SigningActivities) publishCRL(ctx context.Context, sh ShardRef) error {
 			return nonRetryable(ErrTypeInvalid, "stored serial is not hex: "+r.Serial, nil)
 		}
 		entries[i] = pki.CRLEntry{Serial: n, RevokedAt: r.RevokedAt, Reason: r.ReasonCode}
-	}
-	number, err := s.Store.NextCRLNumber(ctx, sh.Issuer, sh.Shard)
-	if err != nil {
-		return err
 	}
 	der, err := issuer.CRL(ctx, &pki.CRLRequest{Shard: sh.Shard, Number: big.NewInt(number), ThisUpdate: now, Entries: entries})
 	if err != nil {
@@ -269,8 +320,8 @@ type RefreshOCSPInput struct{}
 
 // RefreshOCSP re-signs, in pages, every OCSP answer that is missing or past
 // half its validity — after a mass revocation that is every revoked serial,
-// since revocation drops the stored "good" answers. ECDSA P-256 makes a
-// million of these a matter of seconds. Progress is heartbeated.
+// since revocation drops the stored "good" answers. Each page is signed on
+// every core. Progress is heartbeated.
 func (s *SigningActivities) RefreshOCSP(ctx context.Context, in RefreshOCSPInput) (int, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	refreshBefore := now.Add(pki.DefaultOCSPValidity / 2)
@@ -287,19 +338,120 @@ func (s *SigningActivities) RefreshOCSP(ctx context.Context, in RefreshOCSPInput
 		if len(refs) == 0 {
 			return total, nil
 		}
-		batch := make([]store.OCSPResponse, 0, len(refs))
-		for _, ref := range refs {
-			r, err := s.signOne(ref, now)
-			if err != nil {
-				return total, err
-			}
-			batch = append(batch, r)
+		batch, err := s.signAll(ctx, refs, now)
+		if err != nil {
+			return total, err
 		}
 		if _, err := s.Store.UpsertOCSPBatch(ctx, batch); err != nil {
 			return total, err
 		}
 		total += len(refs)
 		after = refs[len(refs)-1].Serial
+		activity.RecordHeartbeat(ctx, after)
+	}
+}
+
+// signAll signs an OCSP response for each ref, in order, spreading the
+// work over every core (ECDSA P-256 signing and the response's DER are pure
+// CPU; the responder's crypto.Signer is safe for concurrent use).
+func (s *SigningActivities) signAll(ctx context.Context, refs []store.CertificateRef, now time.Time) ([]store.OCSPResponse, error) {
+	out := make([]store.OCSPResponse, len(refs))
+	workers := min(runtime.GOMAXPROCS(0), (len(refs)+255)/256)
+	if workers <= 1 {
+		for i, ref := range refs {
+			r, err := s.signOne(ref, now)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	}
+	errs := make([]error, workers)
+	chunk := (len(refs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(refs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if i%256 == 0 && ctx.Err() != nil {
+					errs[w] = ctx.Err()
+					return
+				}
+				r, err := s.signOne(refs[i], now)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = r
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SignRevokedOCSPInput is the closed serial range (After, Through] of one
+// page of a mass revocation, with the page's selector.
+type SignRevokedOCSPInput struct {
+	Selector Selector
+	After    string
+	Through  string
+}
+
+// SignRevokedOCSP signs and stores "revoked" OCSP answers for every revoked
+// certificate of one mass revocation page, right after the page was revoked
+// (RevokeBatch drops the "good" answers): only the page's own serials, read
+// back from PostgreSQL by keyset range, never a scan of every certificate.
+// Certificates of the range still valid are left alone. A retry re-signs
+// the same range (UpsertOCSPBatch keeps the newest answer); progress within
+// the range is heartbeated.
+func (s *SigningActivities) SignRevokedOCSP(ctx context.Context, in SignRevokedOCSPInput) (int, error) {
+	if err := checkSelector(in.Selector); err != nil {
+		return 0, err
+	}
+	if in.Through == "" {
+		return 0, nonRetryable(ErrTypeInvalid, "SignRevokedOCSP needs the last serial of the range (Through)", nil)
+	}
+	sel := in.Selector.store()
+	sel.IncludeRevoked, sel.Through = true, in.Through
+	after := in.After
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &after)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	total := 0
+	for {
+		refs, err := s.Store.SelectCertificates(ctx, sel, after, 5000)
+		if err != nil {
+			return total, storeErr(err, "selector")
+		}
+		if len(refs) == 0 {
+			return total, nil
+		}
+		last := refs[len(refs)-1].Serial
+		revoked := refs[:0]
+		for _, r := range refs {
+			if r.Status == "revoked" && r.RevokedAt != nil {
+				revoked = append(revoked, r)
+			}
+		}
+		batch, err := s.signAll(ctx, revoked, now)
+		if err != nil {
+			return total, err
+		}
+		if _, err := s.Store.UpsertOCSPBatch(ctx, batch); err != nil {
+			return total, err
+		}
+		total += len(batch)
+		after = last
 		activity.RecordHeartbeat(ctx, after)
 	}
 }

@@ -31,6 +31,18 @@ const (
 	// batchesPerRun bounds the history of one run; the next run continues
 	// from the cursor.
 	batchesPerRun = 100
+	// pipelinedChange is the workflow.GetVersion change ID of the pipelined
+	// revocation loop: each page's OCSP answers are signed by the signing
+	// worker (SignRevokedOCSP) while the next page is revoked, intermediate
+	// CRLs are published while revocation goes on, and nothing re-scans
+	// every certificate for OCSP (RefreshOCSP) at each CRL publication.
+	pipelinedChange = "mass-revocation-pipelined"
+	// ocspInFlight bounds the OCSP signing activities running behind the
+	// revocation cursor.
+	ocspInFlight = 2
+	// statusEvery batches the pipelined loop updates the CaseStatus search
+	// attribute and the details (each update is a visibility write).
+	statusEvery = 10
 )
 
 // MassRevocationWorkflowID is the workflow ID of incident.
@@ -69,8 +81,14 @@ type MassProgress struct {
 	CRLs         int
 	NoticeCursor string
 	Notified     int64
-	StartedAt    time.Time
-	FinishedAt   time.Time
+	// Pipelined: this incident's OCSP answers are signed page by page
+	// (OCSPCursor: every page up to it is signed). LegacyOCSP: an earlier
+	// run revoked pages without that, so the end refreshes OCSP as before.
+	Pipelined  bool   `json:",omitempty"`
+	OCSPCursor string `json:",omitempty"`
+	LegacyOCSP bool   `json:",omitempty"`
+	StartedAt  time.Time
+	FinishedAt time.Time
 }
 
 // MassRevocation revokes every certificate a selector matches, in database
@@ -129,37 +147,12 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 
 	if p.Status == "" || p.Status == MassRevoking {
 		p.Status = MassRevoking
-		for batch := 0; ; batch++ {
-			if batch >= batchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-				in.Progress = p
-				return *p, workflow.NewContinueAsNewError(ctx, MassRevocation, in)
-			}
-			if err := setStatus(ctx, MassRevoking, fmt.Sprintf("revoked %d in %d batches", p.Revoked, p.Batches)); err != nil {
-				return *p, err
-			}
-			var r activities.RevokeBatchResult
-			if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
-				Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
-				WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
-			}).Get(ctx, &r); err != nil {
-				return *p, err
-			}
-			if r.Count == 0 && r.Last == "" {
-				break
-			}
-			p.Cursor = r.Last
-			p.Revoked += int64(r.Count)
-			p.Batches++
-			p.Shards = mergeShards(p.Shards, r.Shards)
-			p.Pending = mergeShards(p.Pending, r.Shards)
-			if p.Batches%in.CRLEvery == 0 {
-				if err := massPublish(ctx, p); err != nil {
-					return *p, err
-				}
-			}
+		revoke := massRevokeSequential
+		if workflow.GetVersion(ctx, pipelinedChange, workflow.DefaultVersion, 1) == 1 {
+			revoke = massRevokePipelined
 		}
-		if err := massPublish(ctx, p); err != nil {
-			return *p, err
+		if err := revoke(ctx, in, p, code); err != nil {
+			return *p, err // a failure, or continue-as-new
 		}
 		p.Status = MassNotices
 	}
@@ -187,6 +180,163 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 	}
 	p.Status, p.FinishedAt = MassDone, workflow.Now(ctx)
 	return *p, setStatus(ctx, MassDone, fmt.Sprintf("revoked %d certificates in %d batches; %d CRL publications", p.Revoked, p.Batches, p.CRLs))
+}
+
+// massRevokeSequential is the revocation loop of incidents started before
+// pipelinedChange: one page at a time, and every CRLEvery pages the CRLs
+// and a RefreshOCSP over every certificate. It returns a continue-as-new
+// error when the run has done batchesPerRun pages.
+func massRevokeSequential(ctx workflow.Context, in MassRevocationInput, p *MassProgress, code int) error {
+	var a *activities.Activities
+	for batch := 0; ; batch++ {
+		if batch >= batchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			in.Progress = p
+			return workflow.NewContinueAsNewError(ctx, MassRevocation, in)
+		}
+		if err := setStatus(ctx, MassRevoking, fmt.Sprintf("revoked %d in %d batches", p.Revoked, p.Batches)); err != nil {
+			return err
+		}
+		var r activities.RevokeBatchResult
+		if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
+			Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
+			WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
+		}).Get(ctx, &r); err != nil {
+			return err
+		}
+		if r.Count == 0 && r.Last == "" {
+			break
+		}
+		p.Cursor = r.Last
+		p.Revoked += int64(r.Count)
+		p.Batches++
+		p.Shards = mergeShards(p.Shards, r.Shards)
+		p.Pending = mergeShards(p.Pending, r.Shards)
+		if p.Batches%in.CRLEvery == 0 {
+			if err := massPublish(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	if err := massPublish(ctx, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// massRevokePipelined revokes page after page on the worker while the
+// signing worker signs the "revoked" OCSP answers of the pages just revoked
+// (at most ocspInFlight pages behind the cursor) and publishes the
+// intermediate CRLs (every CRLEvery pages, one publication at a time): two
+// task queues, both cores busy. Every activity is idempotent and a run
+// waits for everything it started before it continues as new or returns,
+// so a crash or a kill -9 anywhere resumes from history with nothing lost:
+// a page is revoked in one statement, and an OCSP range is simply re-signed
+// when its activity is retried. The last CRL publication covers every shard
+// touched since the previous one and completes before the revocation phase
+// ends (O14: a CRL within 24 h of a revocation).
+func massRevokePipelined(ctx workflow.Context, in MassRevocationInput, p *MassProgress, code int) error {
+	var a *activities.Activities
+	var sa *activities.SigningActivities
+	if !p.Pipelined {
+		// Pages revoked by a run of the older version have their OCSP
+		// answers signed only by the RefreshOCSP that run would have done.
+		p.Pipelined, p.LegacyOCSP = true, p.Batches > 0
+		p.OCSPCursor = p.Cursor
+	}
+	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
+	sctx = workflow.WithStartToCloseTimeout(sctx, 10*time.Minute)
+	octx := workflow.WithHeartbeatTimeout(sctx, 2*time.Minute)
+
+	type ocspRange struct {
+		f       workflow.Future
+		through string
+	}
+	var ocsp []ocspRange
+	var crl workflow.Future
+	waitOCSP := func(keep int) error { // oldest first, until keep remain
+		for len(ocsp) > keep {
+			if err := ocsp[0].f.Get(ctx, nil); err != nil {
+				return err
+			}
+			p.OCSPCursor, ocsp = ocsp[0].through, ocsp[1:]
+		}
+		return nil
+	}
+	waitCRL := func() error {
+		if crl == nil {
+			return nil
+		}
+		f := crl
+		crl = nil
+		return f.Get(ctx, nil)
+	}
+	drain := func() error {
+		if err := waitOCSP(0); err != nil {
+			return err
+		}
+		return waitCRL()
+	}
+	for batch := 0; ; batch++ {
+		if batch >= batchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			if err := drain(); err != nil {
+				return err
+			}
+			in.Progress = p
+			return workflow.NewContinueAsNewError(ctx, MassRevocation, in)
+		}
+		if batch%statusEvery == 0 {
+			if err := setStatus(ctx, MassRevoking, fmt.Sprintf("revoked %d in %d batches", p.Revoked, p.Batches)); err != nil {
+				return err
+			}
+		}
+		var r activities.RevokeBatchResult
+		if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
+			Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
+			WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
+		}).Get(ctx, &r); err != nil {
+			return err
+		}
+		if r.Count == 0 && r.Last == "" {
+			break
+		}
+		ocsp = append(ocsp, ocspRange{through: r.Last, f: workflow.ExecuteActivity(octx, sa.SignRevokedOCSP,
+			activities.SignRevokedOCSPInput{Selector: in.Selector, After: p.Cursor, Through: r.Last})})
+		p.Cursor = r.Last
+		p.Revoked += int64(r.Count)
+		p.Batches++
+		p.Shards = mergeShards(p.Shards, r.Shards)
+		p.Pending = mergeShards(p.Pending, r.Shards)
+		if err := waitOCSP(ocspInFlight); err != nil {
+			return err
+		}
+		if p.Batches%in.CRLEvery == 0 {
+			// One publication at a time, so a later CRL number never
+			// carries fewer entries.
+			if err := waitCRL(); err != nil {
+				return err
+			}
+			crl = workflow.ExecuteActivity(sctx, sa.PublishCRLs, activities.PublishCRLsInput{Shards: p.Pending})
+			p.Pending = nil
+			p.CRLs++
+		}
+	}
+	if err := drain(); err != nil {
+		return err
+	}
+	if len(p.Pending) > 0 {
+		if err := workflow.ExecuteActivity(sctx, sa.PublishCRLs, activities.PublishCRLsInput{Shards: p.Pending}).Get(ctx, nil); err != nil {
+			return err
+		}
+		p.Pending = nil
+		p.CRLs++
+	}
+	if p.LegacyOCSP {
+		if err := workflow.ExecuteActivity(sctx, sa.RefreshOCSP, activities.RefreshOCSPInput{}).Get(ctx, nil); err != nil {
+			return err
+		}
+		p.LegacyOCSP = false
+	}
+	return nil
 }
 
 // massPublish regenerates the pending CRL shards and refreshes the OCSP

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -20,6 +21,8 @@ type fakeCerts struct {
 	crlCalls int
 	ocsp     int
 	counted  int
+	// ranges are the (After, Through] ranges SignRevokedOCSP was given.
+	ranges [][2]string
 }
 
 func (f *fakeCerts) serial(i int) string { return fmt.Sprintf("%08x", i+1) }
@@ -53,6 +56,27 @@ func (f *fakeCerts) mocks(env *testsuite.TestWorkflowEnvironment) {
 		func(context.Context, activities.PublishCRLsInput) error { f.crlCalls++; return nil }).Maybe()
 	env.OnActivity(sa.RefreshOCSP, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.RefreshOCSPInput) (int, error) { f.ocsp++; return 0, nil }).Maybe()
+	env.OnActivity(sa.SignRevokedOCSP, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SignRevokedOCSPInput) (int, error) {
+			f.ranges = append(f.ranges, [2]string{in.After, in.Through})
+			return 0, nil
+		}).Maybe()
+}
+
+// checkRanges: the OCSP ranges cover every revoked serial once.
+func (f *fakeCerts) checkRanges(t *testing.T, batch int) {
+	t.Helper()
+	sort.Slice(f.ranges, func(i, j int) bool { return f.ranges[i][0] < f.ranges[j][0] }) // they run concurrently
+	want := ""
+	for i, r := range f.ranges {
+		if r[0] != want {
+			t.Fatalf("OCSP range %d starts after %q, want %q (ranges %v)", i, r[0], want, f.ranges)
+		}
+		want = r[1]
+	}
+	if n := (f.n + batch - 1) / batch; len(f.ranges) != n || want != f.serial(f.n-1) {
+		t.Fatalf("%d OCSP ranges ending at %q, want %d ending at %q", len(f.ranges), want, n, f.serial(f.n-1))
+	}
 }
 
 func massInput(dry bool, batch int) MassRevocationInput {
@@ -90,9 +114,14 @@ func TestMassRevocationRevokesInBatches(t *testing.T) {
 	if p.Status != MassDone || p.Revoked != 1000 || p.Batches != 10 || len(f.revoked) != 1000 {
 		t.Fatalf("progress %+v revoked %d", p, len(f.revoked))
 	}
-	// CRLs after batches 3, 6, 9 and once at the end.
-	if f.crlCalls != 4 || p.CRLs != 4 || f.ocsp != 4 {
-		t.Fatalf("crl calls %d (progress %d), ocsp %d", f.crlCalls, p.CRLs, f.ocsp)
+	// CRLs after batches 3, 6, 9 and once at the end; the OCSP answers of
+	// each page signed right behind it, never a RefreshOCSP of everything.
+	if f.crlCalls != 4 || p.CRLs != 4 || f.ocsp != 0 {
+		t.Fatalf("crl calls %d (progress %d), ocsp refreshes %d", f.crlCalls, p.CRLs, f.ocsp)
+	}
+	f.checkRanges(t, 100)
+	if !p.Pipelined || p.OCSPCursor != p.Cursor || len(p.Pending) != 0 {
+		t.Fatalf("progress %+v", p)
 	}
 	if f.counted != 0 {
 		t.Fatal("a real run does not count first")
@@ -111,6 +140,33 @@ func TestMassRevocationContinuesAsNew(t *testing.T) {
 	}
 	if len(f.revoked) != batchesPerRun*10 {
 		t.Fatalf("revoked %d in the first run", len(f.revoked))
+	}
+	// Every OCSP range started was waited for before continuing as new.
+	if len(f.ranges) != batchesPerRun {
+		t.Fatalf("%d OCSP ranges signed before continue-as-new, want %d", len(f.ranges), batchesPerRun)
+	}
+}
+
+// TestMassRevocationContinuesFromOlderRun: a run of the older sequential
+// version continued as new into this code signs the OCSP answers of the
+// pages it revoked with one RefreshOCSP at the end, as it would have.
+func TestMassRevocationContinuesFromOlderRun(t *testing.T) {
+	env, _ := newEnv(t)
+	f := &fakeCerts{n: 1000, revoked: map[string]bool{}}
+	f.mocks(env)
+	in := massInput(false, 100)
+	in.Progress = &MassProgress{Status: MassRevoking, Cursor: f.serial(399), Revoked: 400, Batches: 4, CRLs: 1, Runs: 1,
+		Pending: []activities.ShardRef{{Issuer: "tls-1", Shard: 3}}}
+	env.ExecuteWorkflow(MassRevocation, in)
+	var p MassProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != MassDone || p.Revoked != 1000 || p.Batches != 10 || len(f.revoked) != 600 || f.ocsp != 1 || p.LegacyOCSP {
+		t.Fatalf("progress %+v, revoked %d, OCSP refreshes %d", p, len(f.revoked), f.ocsp)
+	}
+	if len(f.ranges) != 6 || f.crlCalls != 3 { // CRLs after batches 6 and 9 and at the end
+		t.Fatalf("%d OCSP ranges, %d CRL publications", len(f.ranges), f.crlCalls)
 	}
 }
 

@@ -188,6 +188,10 @@ type Selector struct {
 	// IncludeRevoked also returns certificates already revoked (a dry run
 	// counting the whole incident); by default only valid ones.
 	IncludeRevoked bool
+	// Through, if set, is the last serial a page may hold (serial <= Through,
+	// in the same text order as the keyset cursor): a closed range of an
+	// earlier page, re-read by the OCSP signer of a mass revocation.
+	Through string
 }
 
 func (sel Selector) empty() bool {
@@ -205,6 +209,28 @@ func (s *Store) SelectCertificates(ctx context.Context, sel Selector, after stri
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: limit must be positive")
 	}
+	where, args := sel.where(after)
+	args = append(args, limit)
+	// The page is cut first and its revocations are then looked up by key:
+	// a plain LEFT JOIN lets the planner hash the whole revocations table
+	// for every page, which a mass revocation fills while it pages.
+	q := `WITH page AS MATERIALIZED (SELECT c.* FROM certificates c WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(` ORDER BY c.serial LIMIT $%d)`, len(args)) + `
+		SELECT c.serial, c.issuer, c.not_before, c.not_after, c.status, c.reseller_id,
+			c.subscriber_id, c.application_id, c.product, c.crl_shard, r.revoked_at, r.reason_code
+		FROM page c LEFT JOIN LATERAL (SELECT r.revoked_at, r.reason_code FROM revocations r
+			WHERE r.serial = c.serial AND r.revoked_at IS NOT NULL LIMIT 1) r ON true
+		ORDER BY c.serial`
+	var out []CertificateRef
+	if err := s.db.SelectContext(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("store: select certificates: %w", err)
+	}
+	return out, nil
+}
+
+// where is the WHERE clause (over certificates c) of sel after the keyset
+// cursor after, with its arguments numbered from $1.
+func (sel Selector) where(after string) ([]string, []any) {
 	where := []string{"c.serial > $1"}
 	args := []any{NormalizeSerial(after)}
 	add := func(cond string, v any) {
@@ -229,16 +255,13 @@ func (s *Store) SelectCertificates(ctx context.Context, sel Selector, after stri
 	if !sel.ValidAt.IsZero() {
 		add("c.not_after > ?", sel.ValidAt)
 	}
+	if sel.Through != "" {
+		add("c.serial <= ?", NormalizeSerial(sel.Through))
+	}
 	if !sel.IncludeRevoked {
 		where = append(where, "c.status = 'valid'")
 	}
-	args = append(args, limit)
-	q := certRefSelect + ` WHERE ` + strings.Join(where, " AND ") + fmt.Sprintf(` ORDER BY c.serial LIMIT $%d`, len(args))
-	var out []CertificateRef
-	if err := s.db.SelectContext(ctx, &out, q, args...); err != nil {
-		return nil, fmt.Errorf("store: select certificates: %w", err)
-	}
-	return out, nil
+	return where, args
 }
 
 func (s *Store) certificateFromRow(r certificateRow) (Certificate, error) {
