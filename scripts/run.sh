@@ -127,6 +127,8 @@ start temporal "$BIN/temporal" server start-dev \
 	--db-filename "$RUN/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
 	--dynamic-config-value system.enableActivityEagerExecution=true \
+	--dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+	--dynamic-config-value matching.numTaskqueueWritePartitions=1 \
 	--ui-codec-endpoint "http://127.0.0.1:$HTTP_PORT/codec" \
 	--log-level warn "${sa_args[@]}" ${TEMPORAL_EXTRA_ARGS:-}
 fi

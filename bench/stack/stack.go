@@ -355,6 +355,11 @@ func (s *Stack) startTemporal(ctx context.Context, o Options) error {
 		// Eager activities: a workflow task completion hands its activity
 		// straight back to the worker, saving a matching round trip.
 		args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
+		// One partition per task queue: on one machine with a few pollers,
+		// four partitions leave tasks unmatched (written to the database and
+		// read back) while pollers wait on another partition.
+		args = append(args, "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1")
 		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 			ExistingPath:  filepath.Join(s.Bin, "temporal"),
 			ClientOptions: &client.Options{Namespace: "default", Logger: QuietLogger{}},
@@ -392,7 +397,9 @@ func (s *Stack) startTemporal(ctx context.Context, o Options) error {
 		if u.User != nil && u.User.Username() != "" {
 			user = u.User.Username()
 		}
-		tdb := o.Label + "_temporal"
+		// Named by port: a second stack on another port (a bench run beside a
+		// chaos run) must not drop this one's databases.
+		tdb := fmt.Sprintf("%s_temporal_%d", o.Label, port)
 		s.tpgEnv = append(os.Environ(), "TEMPORAL_PORT="+strconv.Itoa(port), "TPG_PG_HOST="+host, "TPG_PG_PORT="+pgPort,
 			"TPG_PG_USER="+user, "TPG_DB="+tdb, "TPG_VIS_DB="+tdb+"_visibility", "TPG_LOG_LEVEL=error")
 		script := filepath.Join(s.Root, "scripts", "temporal-postgres.sh")

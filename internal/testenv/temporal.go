@@ -54,6 +54,11 @@ func Temporal(t testing.TB) *testsuite.DevServer {
 		// Eager activities: a workflow task completion hands its activity
 		// straight back to the worker, saving a matching round trip.
 		args = append(args, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
+		// One partition per task queue: on one machine with a few pollers,
+		// four partitions leave tasks unmatched (written to the database and
+		// read back) while pollers wait on another partition.
+		args = append(args, "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1")
 		temporalSrv, temporalErr = testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
 			ExistingPath: bin,
 			ClientOptions: &client.Options{
