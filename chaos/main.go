@@ -229,10 +229,29 @@ type privatePG struct {
 }
 
 func asPostgres(name string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
 	if os.Getuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+	} else {
+		cmd = exec.Command(name, args...)
 	}
-	return exec.Command(name, args...)
+	cmd.Dir = "/" // the postgres user may not be allowed into the checkout
+	return cmd
+}
+
+// clusterDir is where the private cluster lives: dir, unless the postgres
+// user cannot reach it (a checkout under a root-only directory, as CI's
+// temporary clone is); then a directory of its own under the system's
+// temporary directory, one per port.
+func clusterDir(dir string, port int) string {
+	if os.Getuid() != 0 {
+		return dir
+	}
+	parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))) // above .run
+	if exec.Command("runuser", "-u", "postgres", "--", "test", "-x", parent).Run() == nil {
+		return dir
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("certdesk-chaos-pg-%d", port))
 }
 
 func startPrivatePG(dir string, port int) (*privatePG, error) {
@@ -240,13 +259,19 @@ func startPrivatePG(dir string, port int) (*privatePG, error) {
 	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(m) > 0 {
 		bin = m[len(m)-1]
 	}
+	dir = clusterDir(dir, port)
 	p := &privatePG{dir: dir, bin: bin, port: port}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 		if os.Getuid() == 0 {
-			for d := dir; d != filepath.Dir(filepath.Dir(dir)); d = filepath.Dir(d) {
+			// The cluster directory, and .run/chaos above it (created 0700).
+			owned := []string{dir}
+			if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
+				owned = append(owned, filepath.Dir(dir))
+			}
+			for _, d := range owned {
 				_ = exec.Command("chown", "postgres", d).Run()
 			}
 		}
