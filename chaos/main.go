@@ -168,14 +168,16 @@ func run() error {
 	submitWindow := 4 * time.Minute
 	mailDown, settle := 2*time.Minute, 15*time.Minute
 	if *short {
-		submitWindow, mailDown, settle = 40*time.Second, 30*time.Second, 6*time.Minute
+		submitWindow, mailDown, settle = 60*time.Second, 30*time.Second, 6*time.Minute
 	}
-	fctx, stopFaults := context.WithCancel(ctx)
+	// The worker kills stop when the cases are done; the one-off faults
+	// always all run (the checks wait for them), however fast the cases go.
+	killCtx, stopFaults := context.WithCancel(ctx)
 	var fwg sync.WaitGroup
 	fwg.Add(1)
 	go func() {
 		defer fwg.Done()
-		injectFaults(fctx, s, wk, pg, faults, *short, mailDown)
+		injectFaults(ctx, killCtx, s, wk, pg, faults, *short, mailDown)
 	}()
 
 	// Submit at a steady pace over the window, each case on its own goroutine.
@@ -208,6 +210,13 @@ func run() error {
 		return fmt.Errorf("MailDev: %w", err)
 	}
 	report := check(ctx, s, ks, drained, msgs)
+	faults.mu.Lock()
+	c := faults.counts
+	report.add("every planned fault happened (worker killed, Temporal and PostgreSQL restarted, SMTP down and back), no harness error",
+		c["worker"] >= 1 && c["temporal"] == 1 && c["postgres"] == 1 && c["maildev"] == 1 && c["maildev-up"] == 1 && c["error"] == 0,
+		"worker %d, Temporal %d, PostgreSQL %d, SMTP down %d and back %d, errors %d",
+		c["worker"], c["temporal"], c["postgres"], c["maildev"], c["maildev-up"], c["error"])
+	faults.mu.Unlock()
 	h.stats.mu.Lock()
 	report.add("a repeated staff decision (new UpdateID) is refused by the validator or finds the case closed, never applied twice",
 		h.stats.repeatAccepted.Load() == 0 && len(h.stats.repeatErrors) == 0, "%d refused, %d closed, %d applied twice%s",
@@ -391,7 +400,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func injectFaults(ctx context.Context, s *stack.Stack, wk *workerProc, pg *privatePG, f *faultLog, short bool, mailDown time.Duration) {
+func injectFaults(ctx, killCtx context.Context, s *stack.Stack, wk *workerProc, pg *privatePG, f *faultLog, short bool, mailDown time.Duration) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// One-off faults on their own schedule.
@@ -431,8 +440,8 @@ func injectFaults(ctx context.Context, s *stack.Stack, wk *workerProc, pg *priva
 		}},
 	}
 	if short {
-		// While the cases are at their staff steps (submitted over 40 s).
-		plan[0].at, plan[1].at, plan[2].at = 30*time.Second, 45*time.Second, 55*time.Second
+		// While cases are in flight (submitted over 60 s).
+		plan[0].at, plan[1].at, plan[2].at = 20*time.Second, 32*time.Second, 42*time.Second
 	}
 	for _, o := range plan {
 		wg.Add(1)
@@ -448,9 +457,9 @@ func injectFaults(ctx context.Context, s *stack.Stack, wk *workerProc, pg *priva
 	for n := 0; ; n++ {
 		wait := time.Duration(3+rng.IntN(6)) * time.Second
 		if short {
-			wait = 20 * time.Second
+			wait = 10 * time.Second
 		}
-		if !sleepCtx(ctx, wait) {
+		if !sleepCtx(killCtx, wait) {
 			return
 		}
 		f.add("worker", "worker killed (SIGKILL)")
