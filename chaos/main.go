@@ -253,11 +253,12 @@ func asPostgres(name string, args ...string) *exec.Cmd {
 // temporary clone is); then a directory of its own under the system's
 // temporary directory, one per port.
 func clusterDir(dir string, port int) string {
+	_ = os.MkdirAll(filepath.Dir(dir), 0o755)
 	if os.Getuid() != 0 {
 		return dir
 	}
-	parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))) // above .run
-	if exec.Command("runuser", "-u", "postgres", "--", "test", "-x", parent).Run() == nil {
+	// test -x fails unless every directory on the path can be entered.
+	if exec.Command("runuser", "-u", "postgres", "--", "test", "-x", filepath.Dir(dir)).Run() == nil {
 		return dir
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("certdesk-chaos-pg-%d", port))
@@ -275,14 +276,7 @@ func startPrivatePG(dir string, port int) (*privatePG, error) {
 			return nil, err
 		}
 		if os.Getuid() == 0 {
-			// The cluster directory, and .run/chaos above it (created 0700).
-			owned := []string{dir}
-			if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
-				owned = append(owned, filepath.Dir(dir))
-			}
-			for _, d := range owned {
-				_ = exec.Command("chown", "postgres", d).Run()
-			}
+			_ = exec.Command("chown", "postgres", dir).Run()
 		}
 		if out, err := asPostgres(filepath.Join(bin, "initdb"), "-D", dir, "-U", "postgres", "--auth=trust").CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("initdb: %v: %s", err, out)
