@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"certdesk/internal/db"
 	"certdesk/internal/pki"
 	"certdesk/internal/pki/problem"
 	"certdesk/internal/store"
@@ -27,6 +28,10 @@ type SigningActivities struct {
 	// Keys is where new OCSP responder keys are made; nil disables renewal.
 	Keys pki.KeyStore
 }
+
+// issuing bounds IssueCertificate calls in flight in this process (whose
+// store has one pool of db.MaxOpenConns connections).
+var issuing = make(chan struct{}, db.MaxOpenConns/2)
 
 // RenewOCSPResponders replaces each delegated OCSP responder certificate
 // that is close to expiry with a new key and certificate, and returns how
@@ -80,6 +85,16 @@ type IssueResult struct {
 // for the application is returned as it is: a retried or concurrent call
 // never signs a second certificate.
 func (s *SigningActivities) IssueCertificate(ctx context.Context, in IssueInput) (IssueResult, error) {
+	// Each call holds a pooled connection for its lock and needs a second
+	// for its reads and writes: with as many calls as the pool has
+	// connections, all would wait for each other. At most half the pool
+	// holds locks.
+	select {
+	case issuing <- struct{}{}:
+		defer func() { <-issuing }()
+	case <-ctx.Done():
+		return IssueResult{}, ctx.Err()
+	}
 	conn, err := s.Store.DB().Conn(ctx)
 	if err != nil {
 		return IssueResult{}, err

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -87,5 +88,66 @@ func TestIssueCertificateOncePerApplication(t *testing.T) {
 	var ocsp int
 	if err := a.Store.DB().Get(&ocsp, `SELECT count(*) FROM ocsp_responses WHERE serial = $1 AND status = 'good'`, retry.Serial); err != nil || ocsp != 1 {
 		t.Fatalf("first OCSP answer: %d (err %v)", ocsp, err)
+	}
+}
+
+// TestIssueCertificateBurst: more issuances at once than the pool has
+// connections all finish. Each holds a connection for its advisory lock and
+// needs another for its reads and writes; unbounded, 20 of them held the
+// whole pool and waited for each other until their deadlines.
+func TestIssueCertificateBurst(t *testing.T) {
+	md := testenv.SharedMailDev(t)
+	a := newActs(t, md)
+	ctx := context.Background()
+	dir := t.TempDir()
+	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
+	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
+		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := a.Store.CreateReseller(ctx, store.Reseller{ID: "rs_b", Name: "B", APIKeyHash: "00000000000000000000000000000000000000000000000000000000000000eb", APIKeyPrefix: "cdk_b"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	ins := make([]IssueInput, n)
+	for i := range ins {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))
+		id := fmt.Sprintf("app_burst_%02d", i)
+		domains := []string{fmt.Sprintf("b%02d.example.jp", i)}
+		chk, err := a.CheckCSR(ctx, CheckCSRInput{Product: "server-dv", CSRPEM: csr, Domains: domains})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := a.RecordApplication(ctx, RecordApplicationInput{ApplicationID: id, ResellerID: "rs_b", WorkflowID: "application/" + id,
+			Product: "server-dv", CSRPEM: csr, SPKISHA256: chk.SPKISHA256, Domains: domains, ValidityDays: 90,
+			Subscriber: SubscriberData{Name: "n", Email: id + "@example.jp", Country: "JP"}, Attestation: Attestation{TermsVersion: "v1", Truthful: true}, DueAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range []string{"validating", "issuing"} {
+			if err := a.SetApplicationStatus(ctx, ApplicationStatusInput{ApplicationID: id, Status: st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ins[i] = IssueInput{ApplicationID: id, ResellerID: "rs_b", SubscriberID: rec.SubscriberID, Product: "server-dv", CSRPEM: csr, Domains: domains, ValidityDays: 90}
+	}
+	// A deadlock shows as every call ending at this deadline.
+	bctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range ins {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = sa.IssueCertificate(bctx, ins[i]) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("issuance %d of %d: %v", i, n, err)
+		}
 	}
 }
