@@ -5,8 +5,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -15,7 +13,6 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
-	"certdesk/internal/pki"
 	"certdesk/internal/store"
 	"certdesk/internal/testenv"
 )
@@ -37,15 +34,8 @@ func TestMassProfile(t *testing.T) {
 	}
 	a := newActs(t, &testenv.MailDev{SMTPPort: 1})
 	ctx := context.Background()
-	dir := t.TempDir()
-	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
-	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
-		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	iss, _ := ca.IssuerFor("server-dv")
+	sa := newTestSigning(t, a)
+	iss, _ := sa.CA.IssuerFor("server-dv")
 	if err := a.Store.CreateReseller(ctx, store.Reseller{ID: "rs_mass", Name: "Mass", APIKeyHash: "00000000000000000000000000000000000000000000000000000000000000ab", APIKeyPrefix: "cdk_m"}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,14 +28,7 @@ func TestIssueCertificateOncePerApplication(t *testing.T) {
 	md := testenv.SharedMailDev(t)
 	a := newActs(t, md)
 	ctx := context.Background()
-	dir := t.TempDir()
-	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
-	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
-		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sa := newTestSigning(t, a)
 
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
@@ -99,14 +92,7 @@ func TestIssueCertificateBurst(t *testing.T) {
 	md := testenv.SharedMailDev(t)
 	a := newActs(t, md)
 	ctx := context.Background()
-	dir := t.TempDir()
-	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
-	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
-		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sa := newTestSigning(t, a)
 	if err := a.Store.CreateReseller(ctx, store.Reseller{ID: "rs_b", Name: "B", APIKeyHash: "00000000000000000000000000000000000000000000000000000000000000eb", APIKeyPrefix: "cdk_b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +136,18 @@ func TestIssueCertificateBurst(t *testing.T) {
 			t.Fatalf("issuance %d of %d: %v", i, n, err)
 		}
 	}
+}
+
+// newTestSigning bootstraps a throwaway CA (file keys in a temporary
+// directory) and returns signing activities on a's store.
+func newTestSigning(t *testing.T, a *Activities) *SigningActivities {
+	t.Helper()
+	dir := t.TempDir()
+	ks := &pki.FileKeyStore{Dir: dir, Passphrase: []byte("pw"), Iterations: 1000}
+	ca, err := pki.Bootstrap(context.Background(), pki.BootstrapConfig{Dir: dir, Keys: ks, Organization: "Test CA", Country: "JP",
+		URLs: pki.URLs{Base: "http://127.0.0.1:8080"}, Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: "http://127.0.0.1:8080/cps"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
