@@ -89,15 +89,7 @@ func (s *Store) RevokePage(ctx context.Context, sel Selector, after string, limi
 			RETURNING c.serial
 		), rec AS (
 			INSERT INTO revocations (serial, reason_code, requested_by_kind, requested_by_ref, requested_at, revoked_at, workflow_id)
-			SELECT u.serial, $%d, $%d, $%d, $%d, $%d, $%d FROM todo, unnest(todo.serials) AS u(serial)
-			ON CONFLICT (serial) DO UPDATE SET
-				revoked_at = COALESCE(revocations.revoked_at, EXCLUDED.revoked_at),
-				reason_code = CASE
-					WHEN EXCLUDED.reason_code = 1 OR revocations.reason_code = 1 THEN 1
-					WHEN revocations.revoked_at IS NULL THEN EXCLUDED.reason_code
-					ELSE revocations.reason_code END
-			WHERE revocations.revoked_at IS NULL
-			   OR (EXCLUDED.reason_code = 1 AND revocations.reason_code <> 1)
+			SELECT u.serial, $%d, $%d, $%d, $%d, $%d, $%d FROM todo, unnest(todo.serials) AS u(serial)`+revocationMerge+`
 			RETURNING 1
 		), drop_good AS (
 			DELETE FROM ocsp_responses o

@@ -140,14 +140,7 @@ func (s *Store) RevokeBatch(ctx context.Context, serials []string, b RevokeBatch
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO revocations (serial, reason_code, requested_by_kind, requested_by_ref, requested_at, revoked_at, workflow_id)
 			SELECT c.serial, $2, $3, $4, $5, $5, $6 FROM certificates c WHERE c.serial = ANY($1)
-			ON CONFLICT (serial) DO UPDATE SET
-				revoked_at = COALESCE(revocations.revoked_at, EXCLUDED.revoked_at),
-				reason_code = CASE
-					WHEN EXCLUDED.reason_code = 1 OR revocations.reason_code = 1 THEN 1
-					WHEN revocations.revoked_at IS NULL THEN EXCLUDED.reason_code
-					ELSE revocations.reason_code END
-			WHERE revocations.revoked_at IS NULL
-			   OR (EXCLUDED.reason_code = 1 AND revocations.reason_code <> 1)`,
+			`+revocationMerge,
 			arr, b.ReasonCode, b.RequestedByKind, b.RequestedByRef, b.RevokedAt, b.WorkflowID)
 		if err != nil {
 			return fmt.Errorf("store: record revocations: %w", err)
@@ -204,3 +197,16 @@ func nullTime(t time.Time) *time.Time {
 	}
 	return &t
 }
+
+// revocationMerge is how a revocation row already present absorbs a new
+// one: a requested revocation becomes revoked, the first reason stays, and
+// keyCompromise (1) always wins (BR 4.9.1.1; RFC 5280 5.3.1).
+const revocationMerge = `
+			ON CONFLICT (serial) DO UPDATE SET
+				revoked_at = COALESCE(revocations.revoked_at, EXCLUDED.revoked_at),
+				reason_code = CASE
+					WHEN EXCLUDED.reason_code = 1 OR revocations.reason_code = 1 THEN 1
+					WHEN revocations.revoked_at IS NULL THEN EXCLUDED.reason_code
+					ELSE revocations.reason_code END
+			WHERE revocations.revoked_at IS NULL
+			   OR (EXCLUDED.reason_code = 1 AND revocations.reason_code <> 1)`
