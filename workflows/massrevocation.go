@@ -187,7 +187,6 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 // and a RefreshOCSP over every certificate. It returns a continue-as-new
 // error when the run has done batchesPerRun pages.
 func massRevokeSequential(ctx workflow.Context, in MassRevocationInput, p *MassProgress, code int) error {
-	var a *activities.Activities
 	for batch := 0; ; batch++ {
 		if batch >= batchesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			in.Progress = p
@@ -196,11 +195,8 @@ func massRevokeSequential(ctx workflow.Context, in MassRevocationInput, p *MassP
 		if err := setStatus(ctx, MassRevoking, fmt.Sprintf("revoked %d in %d batches", p.Revoked, p.Batches)); err != nil {
 			return err
 		}
-		var r activities.RevokeBatchResult
-		if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
-			Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
-			WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
-		}).Get(ctx, &r); err != nil {
+		r, err := revokePage(ctx, in, p, code)
+		if err != nil {
 			return err
 		}
 		if r.Count == 0 && r.Last == "" {
@@ -235,7 +231,6 @@ func massRevokeSequential(ctx workflow.Context, in MassRevocationInput, p *MassP
 // touched since the previous one and completes before the revocation phase
 // ends (O14: a CRL within 24 h of a revocation).
 func massRevokePipelined(ctx workflow.Context, in MassRevocationInput, p *MassProgress, code int) error {
-	var a *activities.Activities
 	var sa *activities.SigningActivities
 	if !p.Pipelined {
 		// Pages revoked by a run of the older version have their OCSP
@@ -289,11 +284,8 @@ func massRevokePipelined(ctx workflow.Context, in MassRevocationInput, p *MassPr
 				return err
 			}
 		}
-		var r activities.RevokeBatchResult
-		if err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
-			Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
-			WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
-		}).Get(ctx, &r); err != nil {
+		r, err := revokePage(ctx, in, p, code)
+		if err != nil {
 			return err
 		}
 		if r.Count == 0 && r.Last == "" {
@@ -377,4 +369,15 @@ func mergeShards(have, add []activities.ShardRef) []activities.ShardRef {
 		return have[i].Shard < have[j].Shard
 	})
 	return have
+}
+
+// revokePage revokes the page after p.Cursor (both loops, old and new).
+func revokePage(ctx workflow.Context, in MassRevocationInput, p *MassProgress, code int) (activities.RevokeBatchResult, error) {
+	var a *activities.Activities
+	var r activities.RevokeBatchResult
+	err := workflow.ExecuteActivity(ctx, a.RevokeBatch, activities.RevokeBatchInput{
+		Selector: in.Selector, After: p.Cursor, Limit: in.BatchSize, ReasonCode: code,
+		WorkflowID: MassRevocationWorkflowID(in.Incident), RequestedBy: "mass-revocation:" + in.Incident,
+	}).Get(ctx, &r)
+	return r, err
 }
