@@ -161,7 +161,7 @@ func run() error {
 	// The cases.
 	ks := makeCases(*cases, stack.RandHex(3))
 	h := &harness{s: s, api: &apiClient{s: s, hc: &http.Client{Timeout: 20 * time.Second}},
-		mail: newMailbox(s.Mail.APIURL()), stats: &staffStats{}}
+		mail: newMailbox(s.Mail), stats: &staffStats{}}
 
 	// Faults run beside the cases.
 	faults := &faultLog{}

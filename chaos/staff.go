@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -60,15 +57,7 @@ func (h *harness) update(ctx context.Context, wid, name string, arg any, applied
 	id := "chaos/" + name + "/" + wid
 	var last error
 	for attempt := 1; time.Now().Before(h.deadline); attempt++ {
-		uctx, cancel := context.WithTimeout(ctx, updateAttemptTimeout)
-		hd, err := h.s.TC.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-			UpdateID: id, WorkflowID: wid, UpdateName: name, Args: []any{arg},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
-		if err == nil {
-			err = hd.Get(uctx, nil)
-		}
-		cancel()
+		err := h.sendUpdate(ctx, wid, id, name, arg)
 		if err == nil {
 			h.stats.updates.Add(1)
 			if attempt == 1 {
@@ -98,6 +87,21 @@ func (h *harness) update(ctx context.Context, wid, name string, arg any, applied
 	return fmt.Errorf("update %s on %s not applied before the deadline: %v", name, wid, last)
 }
 
+// sendUpdate sends one Update and waits for its outcome, for at most
+// updateAttemptTimeout.
+func (h *harness) sendUpdate(ctx context.Context, wid, id, name string, arg any) error {
+	uctx, cancel := context.WithTimeout(ctx, updateAttemptTimeout)
+	defer cancel()
+	hd, err := h.s.TC.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
+		UpdateID: id, WorkflowID: wid, UpdateName: name, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return hd.Get(uctx, nil)
+}
+
 // repeat sends an applied decision again under a new UpdateID, as staff
 // clicking twice in the UI would: the validator must refuse it (the case is
 // past the decision), or the case has closed. Transient failures are
@@ -105,15 +109,7 @@ func (h *harness) update(ctx context.Context, wid, name string, arg any, applied
 func (h *harness) repeat(ctx context.Context, wid, name string, arg any, applied func(context.Context) bool) {
 	id := "chaos/" + name + "/" + wid + "/again"
 	for time.Now().Before(h.deadline) {
-		uctx, cancel := context.WithTimeout(ctx, updateAttemptTimeout)
-		hd, err := h.s.TC.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-			UpdateID: id, WorkflowID: wid, UpdateName: name, Args: []any{arg},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
-		if err == nil {
-			err = hd.Get(uctx, nil)
-		}
-		cancel()
+		err := h.sendUpdate(ctx, wid, id, name, arg)
 		var appErr *temporal.ApplicationError
 		switch {
 		case err == nil:
@@ -262,36 +258,22 @@ func (h *harness) verifyIdentity(ctx context.Context, verWID, email string) erro
 // MailDev, read through its filtering REST API.
 
 type mailbox struct {
-	api string
-	hc  *http.Client
+	md *testenv.MailDev
 
 	mu      sync.Mutex
 	fetched time.Time
 	codes   map[string]string // address -> one-time code
 }
 
-func newMailbox(api string) *mailbox {
-	return &mailbox{api: api, hc: &http.Client{Timeout: 30 * time.Second}, codes: map[string]string{}}
+func newMailbox(md *testenv.MailDev) *mailbox {
+	return &mailbox{md: md, codes: map[string]string{}}
 }
 
-// query lists the messages matching a MailDev filter (dot paths into the
-// message JSON, e.g. to.address=…&headers.x-certdesk-notice=…).
+// query lists the messages matching a MailDev filter, bounded at 30 s.
 func (m *mailbox) query(ctx context.Context, q string) ([]testenv.Email, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.api+"/email?"+q, nil)
-	resp, err := m.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("MailDev %s: %s", q, resp.Status)
-	}
-	var out []testenv.Email
-	return out, json.Unmarshal(b, &out)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return m.md.Query(ctx, q)
 }
 
 var codeRE = regexp.MustCompile(`\b([0-9]{6})\b`)

@@ -163,6 +163,14 @@ func (m *MailDev) Messages(ctx context.Context) ([]Email, error) {
 	return out, m.getJSON(ctx, "/email", &out)
 }
 
+// Query lists the messages matching a MailDev filter: dot paths into the
+// message JSON, e.g. "to.address=a@example.jp&headers.x-certdesk-notice=…"
+// (values query-escaped by the caller).
+func (m *MailDev) Query(ctx context.Context, filter string) ([]Email, error) {
+	var out []Email
+	return out, m.getJSON(ctx, "/email?"+filter, &out)
+}
+
 // MessagesTo lists the messages addressed to addr (case-insensitive).
 func (m *MailDev) MessagesTo(ctx context.Context, addr string) ([]Email, error) {
 	all, err := m.Messages(ctx)
