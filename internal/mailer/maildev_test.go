@@ -344,15 +344,21 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 			// First attempt: the activity is cancelled once 120 messages are
 			// handled. Messages in flight complete; the heartbeat is the prefix.
 			ctx, cancel := context.WithCancel(context.Background())
-			heartbeat := 0
+			heartbeat, cancelledAt := 0, 0
 			res, err := ob.SendBulk(ctx, msgs, BulkOptions{BatchSize: 50, Connections: conns, RatePerSecond: 2000, Progress: func(d int) {
 				heartbeat = d
-				if d >= 120 {
+				if d >= 120 && cancelledAt == 0 {
+					// Done is a prefix: with several connections it can
+					// jump past 120 when earlier messages finish last.
+					cancelledAt = d
 					cancel()
 				}
 			}})
-			if !errors.Is(err, context.Canceled) || res.Done != heartbeat || heartbeat < 120 || heartbeat > 120+conns || res.Done == 300 {
-				t.Fatalf("interrupted run: %+v, heartbeat %d, err %v", res, heartbeat, err)
+			// After the cancel only messages already in flight complete, and
+			// they can extend the prefix further than one per connection
+			// (others may have finished out of order), so the bound is the end.
+			if !errors.Is(err, context.Canceled) || res.Done != heartbeat || cancelledAt < 120 || heartbeat < cancelledAt || res.Done == 300 {
+				t.Fatalf("interrupted run: %+v, heartbeat %d (cancelled at %d), err %v", res, heartbeat, cancelledAt, err)
 			}
 			first := res.Sent
 			// The retry resumes from the heartbeat details.
