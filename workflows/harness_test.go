@@ -48,6 +48,9 @@ func (n *notices) of(kind mailer.Notice) []sentNotice {
 
 // newEnv returns a workflow test environment with quiet logs and Notify
 // recorded. start fixes the workflow clock.
+// testStart is when every workflow test's mock clock starts.
+var testStart = time.Now().UTC().Truncate(time.Hour)
+
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
@@ -59,7 +62,12 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 	// The default 1 s deadlock detector misfires when the 2-core test machine
 	// is saturated by parallel integration tests; real deadlocks still show.
 	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
-	env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	// The mock clock starts at the real hour, never at a fixed date: the
+	// test environment gives a retried local activity the deadline
+	// "scheduled (mock clock) + ScheduleToClose" but runs it on the real
+	// clock, so once the real date passed a fixed start + 30 days every retry
+	// began past its deadline and was retried thousands of times.
+	env.SetStartTime(testStart)
 	n := &notices{env: env}
 	var a *activities.Activities
 	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(

@@ -208,7 +208,7 @@ func TestRevocationSignalWithStartReportsOnce(t *testing.T) {
 	rec := revRecorder{hold: time.Hour}
 	revMocks(env, &rec, testTarget, nil)
 	in := RevocationInput{Serial: "1a2b", Reason: "superseded", Requester: Requester{Kind: RequesterReseller, ID: "rs_a"},
-		RequestedAt: time.Date(2026, 11, 2, 8, 59, 0, 0, time.UTC)}
+		RequestedAt: testStart.Add(-time.Minute)}
 	// The starter's signal-with-start: the same request arrives as a signal too.
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(RequestSignal, in) }, 0)
 	env.ExecuteWorkflow(Revocation, in)
