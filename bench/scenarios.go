@@ -35,6 +35,9 @@ import (
 	"certdesk/bench/stack"
 	"certdesk/internal/mailer"
 	"certdesk/internal/pki"
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/workflows"
@@ -60,7 +63,7 @@ func met(b bool) *bool { return &b }
 // against raw x509.CreateRevocationList on the same entries with the same key.
 
 func benchCRL(ctx context.Context, ca *pki.CA, keys pki.KeyStore, caDir string, n int) ([]Row, error) {
-	iss, err := ca.IssuerFor(workflows.ProductServerDV)
+	iss, err := ca.IssuerFor(product.ServerDV)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +158,7 @@ func issuerSigner(ctx context.Context, keys pki.KeyStore, caDir, id string) (cry
 // (the approach of workflows' massRevoke).
 
 func benchMass(ctx context.Context, s *stack.Stack, n int) ([]Row, error) {
-	iss, err := s.CA.IssuerFor(workflows.ProductServerDV)
+	iss, err := s.CA.IssuerFor(product.ServerDV)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +177,7 @@ func benchMass(ctx context.Context, s *stack.Stack, n int) ([]Row, error) {
 	start := time.Now()
 	run, err := s.TC.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MassRevocationWorkflowID(incident), TaskQueue: workflows.TaskQueue},
 		workflows.MassRevocation, workflows.MassRevocationInput{Incident: incident, Selector: activities.Selector{Issuer: iss.ID(), ResellerID: "rs_mass"},
-			Reason: "cessationOfOperation", DryRun: &dry, BatchSize: 5000})
+			Reason: revocation.CessationOfOperation.String(), DryRun: &dry, BatchSize: 5000})
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +226,7 @@ func benchMass(ctx context.Context, s *stack.Stack, n int) ([]Row, error) {
 // local load generator with conns connections, for d.
 
 func benchOCSP(ctx context.Context, s *stack.Stack, conns int, d time.Duration) ([]Row, error) {
-	iss, err := s.CA.IssuerFor(workflows.ProductServerDV)
+	iss, err := s.CA.IssuerFor(product.ServerDV)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +435,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	tag := stack.RandHex(3)
 	submit := func(i int) error {
 		body, _ := json.Marshal(map[string]any{
-			"product": "server-dv", "csr": csrs[i], "domains": []string{fmt.Sprintf("dv%05d-%s.bench.certdesk.jp", i, tag)},
+			"product": product.ServerDV, "csr": csrs[i], "domains": []string{fmt.Sprintf("dv%05d-%s.bench.certdesk.jp", i, tag)},
 			"subscriber":  map[string]any{"name": "Bench Taro", "email": fmt.Sprintf("sub%05d@bench.certdesk.jp", i), "country": "JP"},
 			"attestation": map[string]any{"terms_version": "2026-01", "truthful": true},
 		})
@@ -478,7 +481,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	if err := wait(0); err != nil {
 		return nil, err
 	}
-	if apps[0].status != workflows.AppIssued {
+	if apps[0].status != status.AppIssued {
 		return nil, fmt.Errorf("first DV application ended %q, not issued (starter log: %s)", apps[0].status, stack.TailLog(s.Starter.LogPath, 5))
 	}
 	mix, err := activityMix(ctx, s.TC, apps[0].wid)
@@ -500,7 +503,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	var last time.Time
 	issued := 0
 	for _, a := range apps[1:] {
-		if a.status == workflows.AppIssued {
+		if a.status == status.AppIssued {
 			issued++
 		}
 		lats = append(lats, a.closed.Sub(a.submitted))

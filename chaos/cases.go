@@ -23,6 +23,9 @@ import (
 
 	"certdesk/activities"
 	"certdesk/bench/stack"
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
+	"certdesk/internal/status"
 	"certdesk/workflows"
 )
 
@@ -106,11 +109,11 @@ func (k *kase) issuedKind() bool {
 func (k *kase) wantStatus() string {
 	switch k.kind {
 	case kindWithdraw:
-		return workflows.AppWithdrawn
+		return status.AppWithdrawn
 	case kindDisclosure:
 		return workflows.DiscDelivered
 	}
-	return workflows.AppIssued
+	return status.AppIssued
 }
 
 func makeCases(n int, tag string) []*kase {
@@ -196,7 +199,7 @@ func rsaCSR() (string, error) {
 
 func isTerminalApp(st string) bool {
 	switch st {
-	case workflows.AppIssued, workflows.AppRejected, workflows.AppFailed, workflows.AppWithdrawn, workflows.AppExpired:
+	case status.AppIssued, status.AppRejected, status.AppFailed, status.AppWithdrawn, status.AppExpired:
 		return true
 	}
 	return false
@@ -209,7 +212,7 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 	}
 	switch k.kind {
 	case kindOV:
-		body["product"] = workflows.ProductServerOV
+		body["product"] = product.ServerOV
 		body["csr"] = ecCSR()
 		body["domains"] = []string{k.domain}
 		body["subscriber"] = map[string]any{"name": "Chaos Taro", "email": k.email, "organization": ovOrganization,
@@ -219,11 +222,11 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 		if err != nil {
 			return err
 		}
-		body["product"] = workflows.ProductClientSign
+		body["product"] = product.ClientSign
 		body["csr"] = csr
 		body["subscriber"] = map[string]any{"name": "山田 太郎", "email": k.email, "organization": ovOrganization, "country": "JP"}
 	default:
-		body["product"] = workflows.ProductServerDV
+		body["product"] = product.ServerDV
 		body["csr"] = ecCSR()
 		body["domains"] = []string{k.domain}
 	}
@@ -245,7 +248,7 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 				var s appStatus
 				if json.Unmarshal(b, &s) == nil {
 					k.status, k.serial = s.Status, s.CertificateSerial
-					if s.Status != "" && s.Status != workflows.AppReceived {
+					if s.Status != "" && s.Status != status.AppReceived {
 						k.markRecorded(true)
 					}
 					if pred(s) {
@@ -263,8 +266,8 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 
 	switch k.kind {
 	case kindWithdraw:
-		if !poll(func(s appStatus) bool { return s.Status == workflows.AppValidating || terminal(s) }) {
-			return fmt.Errorf("never reached %s (last %q)", workflows.AppValidating, k.status)
+		if !poll(func(s appStatus) bool { return s.Status == status.AppValidating || terminal(s) }) {
+			return fmt.Errorf("never reached %s (last %q)", status.AppValidating, k.status)
 		}
 		code, b, err := h.api.do(ctx, http.MethodPost, "/v1/applications/"+k.id+"/withdraw", map[string]any{"reason": "chaos"}, "chaos-wd-"+k.domain, h.deadline)
 		if err != nil || (code != 202 && code != 200 && code != 409) {
@@ -276,7 +279,7 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 		if err := h.verifyIdentity(ctx, k.verWID, k.email); err != nil {
 			return err
 		}
-		if err := h.waitCaseStatus(ctx, k.wid, workflows.AppAwaitingReview); err != nil {
+		if err := h.waitCaseStatus(ctx, k.wid, status.AppAwaitingReview); err != nil {
 			return fmt.Errorf("review: %w", err)
 		}
 		decision := workflows.ReviewDecision{Decision: "approve", Reviewer: "chaos-reviewer"}
@@ -300,7 +303,7 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 	}
 
 	// The reseller revokes for key compromise; wait for the revocation.
-	code, b, err = h.api.do(ctx, http.MethodPost, "/v1/certificates/"+k.serial+"/revocation", map[string]any{"reason": "keyCompromise", "comment": "chaos"}, "chaos-rv-"+k.domain, h.deadline)
+	code, b, err = h.api.do(ctx, http.MethodPost, "/v1/certificates/"+k.serial+"/revocation", map[string]any{"reason": revocation.KeyCompromise.String(), "comment": "chaos"}, "chaos-rv-"+k.domain, h.deadline)
 	if err != nil || code >= 300 {
 		return fmt.Errorf("revocation: %d %v %s", code, err, firstLine(string(b)))
 	}

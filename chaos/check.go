@@ -23,6 +23,7 @@ import (
 	"certdesk/bench/stack"
 	"certdesk/internal/cases"
 	"certdesk/internal/mailer"
+	"certdesk/internal/status"
 	"certdesk/internal/testenv"
 	"certdesk/workflows"
 )
@@ -192,7 +193,7 @@ func check(ctx context.Context, s *stack.Stack, ks []*kase, drained bool, msgs [
 	}
 	for _, c := range certs {
 		want := 0
-		if c.Status == workflows.AppIssued {
+		if c.Status == status.AppIssued {
 			want = 1
 			issued++
 		} else {

@@ -35,6 +35,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 
 	"certdesk/internal/api"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
@@ -98,7 +99,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("summary %q", summary)
 		}
 		// Withdraw the duplicate-free first application? No: take it to issuance.
-		s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == workflows.AppVerifyingIdentity })
+		s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == status.AppVerifyingIdentity })
 		// A wrong code first: 422 with attempts left.
 		app := s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.VerificationID != "" })
 		code := s.codeFor(alice.Email)
@@ -119,13 +120,13 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("right code: %d %s", r.code, r.body)
 		}
 		s.confirmIdentity(app.VerificationID)
-		s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == workflows.AppAwaitingReview })
+		s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == status.AppAwaitingReview })
 		if out, err := s.temporalCLI("workflow", "update", "execute", "--workflow-id", first.WorkflowID,
 			"--name", "review", "--input", `{"decision":"approve","reviewer":"alice"}`,
 			"--codec-endpoint", s.url+"/codec", "--codec-auth", "Bearer "+s.staffToken); err != nil {
 			t.Fatalf("review from the CLI: %v\n%s", err, out)
 		}
-		app = s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == workflows.AppIssued && a.CertificateSerial != "" })
+		app = s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.Status == status.AppIssued && a.CertificateSerial != "" })
 		appA = app.ID
 
 		r = s.do("GET", "/v1/certificates/"+app.CertificateSerial, keyA, nil, nil)
@@ -382,7 +383,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		var app applicationResponse
 		r.json(t, &app)
 		app = s.waitApp(keyA, app.ID, func(a applicationResponse) bool {
-			return a.Status == workflows.AppVerifyingIdentity && a.VerificationID != ""
+			return a.Status == status.AppVerifyingIdentity && a.VerificationID != ""
 		})
 		right := s.codeFor(carol.Email)
 		guess := 100000
@@ -407,7 +408,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		if r.code != 423 || r.problemType() != api.TypeVerificationLock {
 			t.Fatalf("right code after the lock: %d %s", r.code, r.body)
 		}
-		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == workflows.AppRejected })
+		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == status.AppRejected })
 		lockedVer = app.VerificationID
 	})
 
@@ -422,7 +423,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		r = s.do("POST", "/v1/applications", keyA, dave.application(csr), nil)
 		var app applicationResponse
 		r.json(t, &app)
-		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == workflows.AppVerifyingIdentity })
+		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == status.AppVerifyingIdentity })
 		if r := s.do("POST", "/v1/applications/"+app.ID+"/withdraw", keyB, nil, nil); r.code != 404 {
 			t.Fatalf("other reseller withdraws: %d", r.code)
 		}
@@ -430,7 +431,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		if r.code != 202 {
 			t.Fatalf("withdraw: %d %s", r.code, r.body)
 		}
-		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == workflows.AppWithdrawn })
+		s.waitApp(keyA, app.ID, func(a applicationResponse) bool { return a.Status == status.AppWithdrawn })
 		waitWorkflowClosed(t, s, workflows.ApplicationWorkflowID(app.ID))
 		r = s.do("POST", "/v1/applications/"+app.ID+"/withdraw", keyA, map[string]string{}, nil)
 		if r.code != 409 || r.problemType() != api.TypeConflict {

@@ -22,6 +22,8 @@ import (
 	"certdesk/internal/dcv"
 	"certdesk/internal/pki"
 	"certdesk/internal/pki/problem"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
@@ -78,7 +80,7 @@ var (
 	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
 	phonePattern    = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{5,24}$`)
 	versionPattern  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
-	products        = []string{workflows.ProductServerDV, workflows.ProductServerOV, workflows.ProductClientSign}
+	products        = []string{product.ServerDV, product.ServerOV, product.ClientSign}
 	maxDomainsInAPI = 100
 )
 
@@ -109,7 +111,7 @@ func (s *server) createApplication(w http.ResponseWriter, r *http.Request) {
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			cases.CaseType.ValueSet(cases.TypeApplication),
 			cases.ResellerID.ValueSet(reseller),
-			cases.CaseStatus.ValueSet(workflows.AppReceived),
+			cases.CaseStatus.ValueSet(status.AppReceived),
 		),
 	}, workflows.Application, in)
 	if err != nil {
@@ -117,7 +119,7 @@ func (s *server) createApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/applications/"+id)
-	writeJSON(w, http.StatusAccepted, applicationResponse{ID: id, WorkflowID: wid, Status: workflows.AppReceived, Product: in.Product})
+	writeJSON(w, http.StatusAccepted, applicationResponse{ID: id, WorkflowID: wid, Status: status.AppReceived, Product: in.Product})
 }
 
 // validateApplication checks every field and returns the workflow input,
@@ -131,7 +133,7 @@ func (s *server) validateApplication(ctx context.Context, req *applicationReques
 		v.Add("product", "one_of", "must be one of "+strings.Join(products, ", "))
 		prof = nil
 	}
-	tls := req.Product == workflows.ProductServerDV || req.Product == workflows.ProductServerOV
+	tls := req.Product == product.ServerDV || req.Product == product.ServerOV
 
 	// Domains.
 	domains := make([]string, 0, len(req.Domains))
@@ -192,7 +194,7 @@ func (s *server) validateApplication(ctx context.Context, req *applicationReques
 		}
 	}
 	text("subscriber.name", sub.Name, 64, true)
-	text("subscriber.organization", sub.Organization, 64, req.Product == workflows.ProductServerOV)
+	text("subscriber.organization", sub.Organization, 64, req.Product == product.ServerOV)
 	text("subscriber.address", sub.Address, 200, false)
 	text("subscriber.locality", sub.Locality, 128, false)
 	text("subscriber.province", sub.Province, 128, false)
@@ -208,7 +210,7 @@ func (s *server) validateApplication(ctx context.Context, req *applicationReques
 	}
 	if sub.Country != "" && !countryPattern.MatchString(sub.Country) {
 		v.Add("subscriber.country", "invalid", "ISO 3166-1 alpha-2 code in capitals, e.g. JP")
-	} else if sub.Country == "" && req.Product == workflows.ProductServerOV {
+	} else if sub.Country == "" && req.Product == product.ServerOV {
 		v.Add("subscriber.country", "required", "OV certificates print the country")
 	}
 
@@ -233,7 +235,7 @@ func (s *server) validateApplication(ctx context.Context, req *applicationReques
 	if v.OK() {
 		preq := &pki.Request{Profile: req.Product, CSR: []byte(req.CSR), Domains: domains,
 			Subject: activities.SubjectFrom(subscriber, req.Product)}
-		if req.Product == workflows.ProductClientSign {
+		if req.Product == product.ClientSign {
 			preq.Email = sub.Email
 		}
 		if _, err := s.profiles.CheckCSR(ctx, preq, activities.BlockedKeys(s.st)); err != nil {
@@ -356,7 +358,7 @@ func (s *server) getApplication(w http.ResponseWriter, r *http.Request) {
 		// the workflow's result says why.
 		var res workflows.ApplicationResult
 		if err := s.tc.GetWorkflow(r.Context(), wid, "").Get(r.Context(), &res); err != nil {
-			res.Status, res.Reason = workflows.AppFailed, "the application did not complete"
+			res.Status, res.Reason = status.AppFailed, "the application did not complete"
 		}
 		writeJSON(w, http.StatusOK, applicationResponse{ID: id, WorkflowID: wid, Status: res.Status, Reason: res.Reason})
 		return
@@ -419,7 +421,7 @@ func (s *server) withdrawApplication(w http.ResponseWriter, r *http.Request) {
 	qctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if val, err := s.tc.QueryWorkflow(qctx, wid, "", workflows.StatusQuery); err == nil && val.Get(&st) == nil {
-		if st.Status == workflows.AppIssuing || st.Status == workflows.AppIssued {
+		if st.Status == status.AppIssuing || st.Status == status.AppIssued {
 			s.problem(w, r, api.New(http.StatusConflict, api.TypeConflict, "signing has started: the application can no longer be withdrawn; revoke the certificate instead"))
 			return
 		}

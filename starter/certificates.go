@@ -18,6 +18,7 @@ import (
 
 	"certdesk/internal/api"
 	"certdesk/internal/cases"
+	"certdesk/internal/product"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
@@ -124,8 +125,8 @@ func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
 // personalItems lists the personal data a certificate carries: a
 // client-sign certificate names a person (and an email address); TLS
 // certificates name domains and, for OV, a legal entity.
-func personalItems(product string, c *x509.Certificate) []string {
-	if product != workflows.ProductClientSign {
+func personalItems(prod string, c *x509.Certificate) []string {
+	if prod != product.ClientSign {
 		return nil
 	}
 	items := []string{"certificate"}

@@ -38,6 +38,7 @@ import (
 	"certdesk/internal/config"
 	"certdesk/internal/pii"
 	"certdesk/internal/pki"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/internal/testenv"
@@ -406,7 +407,7 @@ func (s *stack) issue(key string, p person, csr string) (string, *x509.Certifica
 	var app applicationResponse
 	r.json(t, &app)
 	app = s.waitApp(key, app.ID, func(a applicationResponse) bool {
-		return a.Status == workflows.AppVerifyingIdentity && a.VerificationID != ""
+		return a.Status == status.AppVerifyingIdentity && a.VerificationID != ""
 	})
 	code := s.codeFor(p.Email)
 	r = s.do("POST", "/v1/verifications/"+app.VerificationID+"/code", "", map[string]string{"code": code}, nil)
@@ -414,7 +415,7 @@ func (s *stack) issue(key string, p person, csr string) (string, *x509.Certifica
 		t.Fatalf("code: %d %s", r.code, r.body)
 	}
 	s.confirmIdentity(app.VerificationID)
-	s.waitApp(key, app.ID, func(a applicationResponse) bool { return a.Status == workflows.AppAwaitingReview })
+	s.waitApp(key, app.ID, func(a applicationResponse) bool { return a.Status == status.AppAwaitingReview })
 	out, err := s.temporalCLI("workflow", "update", "execute", "--workflow-id", workflows.ApplicationWorkflowID(app.ID),
 		"--name", "review", "--input", `{"decision":"approve","reviewer":"alice"}`,
 		"--codec-endpoint", s.url+"/codec", "--codec-auth", "Bearer "+s.staffToken)
@@ -422,7 +423,7 @@ func (s *stack) issue(key string, p person, csr string) (string, *x509.Certifica
 		t.Fatalf("temporal workflow update execute: %v\n%s", err, out)
 	}
 	app = s.waitApp(key, app.ID, func(a applicationResponse) bool {
-		return a.Status == workflows.AppIssued && a.CertificateSerial != ""
+		return a.Status == status.AppIssued && a.CertificateSerial != ""
 	})
 	r = s.do("GET", "/v1/certificates/"+app.CertificateSerial, key, nil, nil)
 	if r.code != 200 {

@@ -13,20 +13,8 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/cases"
 	"certdesk/internal/mailer"
-)
-
-// Application statuses (also the CaseStatus search attribute).
-const (
-	AppReceived          = "received"
-	AppValidating        = "validating"
-	AppVerifyingIdentity = "verifying_identity"
-	AppAwaitingReview    = "awaiting_review"
-	AppIssuing           = "issuing"
-	AppIssued            = "issued"
-	AppRejected          = "rejected"
-	AppWithdrawn         = "withdrawn"
-	AppExpired           = "expired"
-	AppFailed            = "failed"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 )
 
 // Names staff and the starter use to talk to an application workflow.
@@ -34,13 +22,6 @@ const (
 	ReviewUpdate   = "review"
 	WithdrawSignal = "withdraw"
 	StatusQuery    = "status"
-)
-
-// Products.
-const (
-	ProductServerDV   = "server-dv"
-	ProductServerOV   = "server-ov"
-	ProductClientSign = "client-sign"
 )
 
 // Application timing. Variables, not constants, only so tests can read them.
@@ -135,12 +116,12 @@ func (w *application) setup(ctx workflow.Context) error {
 		ApplicationID: w.in.ApplicationID,
 		ResellerID:    w.in.ResellerID,
 		Product:       w.in.Product,
-		Status:        AppReceived,
+		Status:        status.AppReceived,
 		DueAt:         start.Add(ApplicationExpiry),
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		cases.CaseType.ValueSet(cases.TypeApplication),
-		cases.CaseStatus.ValueSet(AppReceived),
+		cases.CaseStatus.ValueSet(status.AppReceived),
 		cases.ResellerID.ValueSet(w.in.ResellerID),
 		cases.DueAt.ValueSet(w.state.DueAt),
 	); err != nil {
@@ -151,7 +132,7 @@ func (w *application) setup(ctx workflow.Context) error {
 	}
 	var err error
 	w.reviewCh, err = registerReview(ctx, func() string { return "application " + w.in.ApplicationID + " (" + w.state.Status + ")" },
-		func() bool { return w.state.Status == AppAwaitingReview }, func() bool { return w.state.Review != nil },
+		func() bool { return w.state.Status == status.AppAwaitingReview }, func() bool { return w.state.Review != nil },
 		func(d ReviewDecision) { w.state.Review = &d }, func() ApplicationState { return w.state })
 	return err
 }
@@ -211,29 +192,29 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 		final, _ = workflow.NewDisconnectedContext(ctx)
 		switch {
 		case w.withdrawn:
-			return w.finish(final, AppWithdrawn, "withdrawn by the reseller")
+			return w.finish(final, status.AppWithdrawn, "withdrawn by the reseller")
 		case w.expired:
-			return w.finish(final, AppExpired, "not completed within 30 days")
+			return w.finish(final, status.AppExpired, "not completed within 30 days")
 		}
 	}
 	var rej *rejection
 	switch {
 	case errors.As(err, &rej) && rej.failed:
-		return w.finish(final, AppFailed, rej.reason)
+		return w.finish(final, status.AppFailed, rej.reason)
 	case errors.As(err, &rej):
-		return w.finish(final, AppRejected, rej.reason)
+		return w.finish(final, status.AppRejected, rej.reason)
 	case err != nil && w.state.CertificateSerial != "":
 		// Issued stays issued: a later step (an email) failed for good.
-		return ApplicationResult{Status: AppIssued, CertificateSerial: w.state.CertificateSerial}, err
+		return ApplicationResult{Status: status.AppIssued, CertificateSerial: w.state.CertificateSerial}, err
 	case err != nil:
-		res, ferr := w.finish(final, AppFailed, "internal failure: "+err.Error())
+		res, ferr := w.finish(final, status.AppFailed, "internal failure: "+err.Error())
 		if ferr != nil {
 			return res, fmt.Errorf("%w (recording the failure also failed: %v)", err, ferr)
 		}
 		return res, err
 	}
 	w.state.CertificateSerial = serial
-	return ApplicationResult{Status: AppIssued, CertificateSerial: serial}, nil
+	return ApplicationResult{Status: status.AppIssued, CertificateSerial: serial}, nil
 }
 
 // rejection ends an application as rejected with a reason the reseller
@@ -280,21 +261,21 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	}
 
 	// 3. Domain control validation for TLS products.
-	if in.Product == ProductServerDV || in.Product == ProductServerOV {
+	if in.Product == product.ServerDV || in.Product == product.ServerOV {
 		if err := w.validateDomains(ctx); err != nil {
 			return "", err
 		}
 	}
 
 	// 4. Identity verification for OV and client products (O2).
-	if in.Product == ProductServerOV || in.Product == ProductClientSign {
+	if in.Product == product.ServerOV || in.Product == product.ClientSign {
 		if err := w.verifyIdentity(ctx); err != nil {
 			return "", err
 		}
 	}
 
 	// 5. Staff review for OV and client, and DV when flagged.
-	if in.Product != ProductServerDV || in.Flagged {
+	if in.Product != product.ServerDV || in.Flagged {
 		if err := w.review(ctx); err != nil {
 			return "", err
 		}
@@ -302,7 +283,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 
 	// 6. Lint and sign on the signing queue; from here a withdrawal is refused.
 	w.committed = true
-	if err := w.setStatus(ctx, AppIssuing, "", "signing on the signing queue"); err != nil {
+	if err := w.setStatus(ctx, status.AppIssuing, "", "signing on the signing queue"); err != nil {
 		return "", err
 	}
 	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
@@ -324,7 +305,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.CertificateSerial.ValueSet(issued.Serial)); err != nil {
 		return "", err
 	}
-	if err := w.setStatus(ctx, AppIssued, "", "certificate "+issued.Serial+" issued"); err != nil {
+	if err := w.setStatus(ctx, status.AppIssued, "", "certificate "+issued.Serial+" issued"); err != nil {
 		return "", err
 	}
 
@@ -343,7 +324,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 
 func (w *application) validateDomains(ctx workflow.Context) error {
 	var a *activities.Activities
-	if err := w.setStatus(ctx, AppValidating, "", "waiting for domain control validation"); err != nil {
+	if err := w.setStatus(ctx, status.AppValidating, "", "waiting for domain control validation"); err != nil {
 		return err
 	}
 	method := w.in.DomainValidationMethod
@@ -378,7 +359,7 @@ func (w *application) validateDomains(ctx workflow.Context) error {
 func (w *application) verifyIdentity(ctx workflow.Context) error {
 	verID := "ver-" + w.in.ApplicationID
 	w.state.VerificationID = verID
-	if err := w.setStatus(ctx, AppVerifyingIdentity, "", "identity verification "+verID); err != nil {
+	if err := w.setStatus(ctx, status.AppVerifyingIdentity, "", "identity verification "+verID); err != nil {
 		return err
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -401,7 +382,7 @@ func (w *application) verifyIdentity(ctx workflow.Context) error {
 		Email:          w.in.Subscriber.Email,
 		Organization:   w.in.Subscriber.Organization,
 		Country:        w.in.Subscriber.Country,
-		CheckRegistry:  w.in.Product == ProductServerOV,
+		CheckRegistry:  w.in.Product == product.ServerOV,
 	}).Get(ctx, &res); err != nil {
 		return err
 	}
@@ -412,7 +393,7 @@ func (w *application) verifyIdentity(ctx workflow.Context) error {
 }
 
 func (w *application) review(ctx workflow.Context) error {
-	if err := w.setStatus(ctx, AppAwaitingReview, "", "waiting for the staff review Update"); err != nil {
+	if err := w.setStatus(ctx, status.AppAwaitingReview, "", "waiting for the staff review Update"); err != nil {
 		return err
 	}
 	due := workflow.Now(ctx).Add(ReviewEscalationAfter)
@@ -420,7 +401,7 @@ func (w *application) review(ctx workflow.Context) error {
 		return err
 	}
 	stop := startDeadlineWatch(ctx, deadlineWatch{
-		caseType: cases.TypeApplication, stage: AppAwaitingReview, start: workflow.Now(ctx),
+		caseType: cases.TypeApplication, stage: status.AppAwaitingReview, start: workflow.Now(ctx),
 		reminders: []time.Duration{ReviewReminderAfter}, escalation: ReviewEscalationAfter,
 	})
 	defer stop()
@@ -442,13 +423,13 @@ func (w *application) review(ctx workflow.Context) error {
 }
 
 // finish records a final status other than issued and tells the subscriber.
-func (w *application) finish(ctx workflow.Context, status, reason string) (ApplicationResult, error) {
+func (w *application) finish(ctx workflow.Context, final, reason string) (ApplicationResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	w.committed = true
-	if err := w.setStatus(ctx, status, reason, status+": "+reason); err != nil {
+	if err := w.setStatus(ctx, final, reason, final+": "+reason); err != nil {
 		return ApplicationResult{}, err
 	}
-	if status == AppRejected {
+	if final == status.AppRejected {
 		data := mailer.ReviewRejectedData{Organization: w.in.Subscriber.Organization, ApplicationID: w.in.ApplicationID, Reason: reason}
 		if w.subscriberID != "" {
 			if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewRejected, data); err != nil {
@@ -459,7 +440,7 @@ func (w *application) finish(ctx workflow.Context, status, reason string) (Appli
 			return ApplicationResult{}, err
 		}
 	}
-	return ApplicationResult{Status: status, Reason: reason}, nil
+	return ApplicationResult{Status: final, Reason: reason}, nil
 }
 
 // setStatus moves the case: workflow state, search attribute, details and,
@@ -501,7 +482,7 @@ func (w *application) exec(ctx workflow.Context, activity, in, out any) error {
 // certEmail is the mailbox printed in a client certificate; TLS certificates
 // carry none.
 func certEmail(in ApplicationInput) string {
-	if in.Product == ProductClientSign {
+	if in.Product == product.ClientSign {
 		return in.Subscriber.Email
 	}
 	return ""

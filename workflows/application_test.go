@@ -14,17 +14,19 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/mailer"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 )
 
 const testPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
-func appInput(product string) ApplicationInput {
+func appInput(prod string) ApplicationInput {
 	in := ApplicationInput{
-		ApplicationID: "app_1", ResellerID: "rs_a", Product: product, CSRPEM: "csr", ValidityDays: 90,
+		ApplicationID: "app_1", ResellerID: "rs_a", Product: prod, CSRPEM: "csr", ValidityDays: 90,
 		Subscriber:  activities.SubscriberData{Organization: "Example K.K.", Name: "山田 太郎", Email: "taro@example.jp", Country: "JP"},
 		Attestation: activities.Attestation{TermsVersion: "2026-01", Truthful: true},
 	}
-	if product != ProductClientSign {
+	if prod != product.ClientSign {
 		in.Domains = []string{"www.example.jp"}
 	}
 	return in
@@ -87,9 +89,9 @@ func TestApplicationDVIssuesWithoutReview(t *testing.T) {
 	env, sent := newEnv(t)
 	var statuses []string
 	appMocks(env, &statuses)
-	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
 	r := result(t, env)
-	if r.Status != AppIssued || r.CertificateSerial != "1a2b" {
+	if r.Status != status.AppIssued || r.CertificateSerial != "1a2b" {
 		t.Fatalf("result %+v", r)
 	}
 	if got := strings.Join(statuses, ","); got != "validating,issuing,issued" {
@@ -109,9 +111,9 @@ func TestApplicationClientApproved(t *testing.T) {
 	appMocks(env, &statuses)
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
 	sendReview(env, time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
-	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
 	r := result(t, env)
-	if r.Status != AppIssued {
+	if r.Status != status.AppIssued {
 		t.Fatalf("result %+v", r)
 	}
 	if got := strings.Join(statuses, ","); got != "verifying_identity,awaiting_review,issuing,issued" {
@@ -125,9 +127,9 @@ func TestApplicationRejectedByReview(t *testing.T) {
 	appMocks(env, &statuses)
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
 	sendReview(env, time.Hour, ReviewDecision{Decision: "reject", Reviewer: "alice", Reason: "organisation name does not match the registry"}, nil)
-	env.ExecuteWorkflow(Application, appInput(ProductServerOV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerOV))
 	r := result(t, env)
-	if r.Status != AppRejected || !strings.Contains(r.Reason, "registry") {
+	if r.Status != status.AppRejected || !strings.Contains(r.Reason, "registry") {
 		t.Fatalf("result %+v", r)
 	}
 	if n := len(sent.of(mailer.ReviewRejected)); n != 2 {
@@ -154,11 +156,11 @@ func TestReviewValidatorRefusesBadDecisions(t *testing.T) {
 			sendReview(env, time.Hour, tc.d, &rejected)
 			// A valid decision afterwards still goes through: a bad one is not recorded.
 			sendReview(env, 2*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
-			env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+			env.ExecuteWorkflow(Application, appInput(product.ClientSign))
 			if rejected == nil || !strings.Contains(rejected.Error(), tc.want) {
 				t.Fatalf("validator said %v, want %q", rejected, tc.want)
 			}
-			if r := result(t, env); r.Status != AppIssued {
+			if r := result(t, env); r.Status != status.AppIssued {
 				t.Fatalf("result %+v", r)
 			}
 		})
@@ -172,7 +174,7 @@ func TestReviewRefusedOutsideReviewStage(t *testing.T) {
 	var rejected error
 	// DV skips review: a review Update is refused.
 	sendReview(env, 0, ReviewDecision{Decision: "approve", Reviewer: "alice"}, &rejected)
-	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
 	if rejected == nil || !strings.Contains(rejected.Error(), "not awaiting review") {
 		t.Fatalf("validator said %v", rejected)
 	}
@@ -184,12 +186,12 @@ func TestApplicationWithdrawnWhileInReview(t *testing.T) {
 	appMocks(env, &statuses)
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(WithdrawSignal, nil) }, 5*time.Hour)
-	env.ExecuteWorkflow(Application, appInput(ProductServerOV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerOV))
 	r := result(t, env)
-	if r.Status != AppWithdrawn {
+	if r.Status != status.AppWithdrawn {
 		t.Fatalf("result %+v", r)
 	}
-	if statuses[len(statuses)-1] != AppWithdrawn {
+	if statuses[len(statuses)-1] != status.AppWithdrawn {
 		t.Fatalf("statuses %v", statuses)
 	}
 }
@@ -201,8 +203,8 @@ func TestReviewReminderAndEscalation(t *testing.T) {
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
 	start := env.Now()
 	sendReview(env, 4*24*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
-	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
-	if r := result(t, env); r.Status != AppIssued {
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
+	if r := result(t, env); r.Status != status.AppIssued {
 		t.Fatalf("result %+v", r)
 	}
 	rem, esc := sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)
@@ -226,9 +228,9 @@ func TestApplicationExpiresAfter30Days(t *testing.T) {
 	appMocks(env, &statuses)
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
 	start := env.Now()
-	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
 	r := result(t, env)
-	if r.Status != AppExpired {
+	if r.Status != status.AppExpired {
 		t.Fatalf("result %+v", r)
 	}
 	if d := env.Now().Sub(start); d < 30*24*time.Hour || d > 30*24*time.Hour+time.Hour {
@@ -241,9 +243,9 @@ func TestApplicationCSRRejected(t *testing.T) {
 	var a *activities.Activities
 	env.OnActivity(a.CheckCSR, mock.Anything, mock.Anything).Return(activities.CheckCSRResult{},
 		temporal.NewNonRetryableApplicationError("RSA key of 1024 bits: use at least 2048", activities.ErrTypeCSRRejected, nil))
-	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
 	r := result(t, env)
-	if r.Status != AppRejected || !strings.Contains(r.Reason, "2048") {
+	if r.Status != status.AppRejected || !strings.Contains(r.Reason, "2048") {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -253,9 +255,9 @@ func TestApplicationIdentityVerificationFailure(t *testing.T) {
 	var statuses []string
 	appMocks(env, &statuses)
 	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(false, "5 wrong codes: locked"))
-	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
 	r := result(t, env)
-	if r.Status != AppRejected || !strings.Contains(r.Reason, "locked") {
+	if r.Status != status.AppRejected || !strings.Contains(r.Reason, "locked") {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -275,9 +277,9 @@ func TestApplicationStatusQuery(t *testing.T) {
 		_ = v.Get(&seen)
 	}, time.Hour)
 	sendReview(env, 2*time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
-	env.ExecuteWorkflow(Application, appInput(ProductClientSign))
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
 	result(t, env)
-	if seen.Status != AppAwaitingReview || seen.VerificationID != "ver-app_1" || seen.DueAt.IsZero() {
+	if seen.Status != status.AppAwaitingReview || seen.VerificationID != "ver-app_1" || seen.DueAt.IsZero() {
 		t.Fatalf("query saw %+v", seen)
 	}
 }
@@ -299,9 +301,9 @@ func TestApplicationLocalStepOutlivesAnOutage(t *testing.T) {
 			return activities.RecordApplicationResult{SubscriberID: "sub_app_1"}, nil
 		})
 	appMocks(env, &statuses)
-	env.ExecuteWorkflow(Application, appInput(ProductServerDV))
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
 	r := result(t, env)
-	if r.Status != AppIssued || calls != 9 {
+	if r.Status != status.AppIssued || calls != 9 {
 		t.Fatalf("result %+v after %d RecordApplication calls", r, calls)
 	}
 }

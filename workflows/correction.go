@@ -15,6 +15,8 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/cases"
 	"certdesk/internal/mailer"
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
 )
 
 // Correction statuses (also the CaseStatus search attribute).
@@ -165,7 +167,7 @@ func (w *correction) run(ctx workflow.Context) (CorrectionResult, error) {
 		r := w.plan.Reissue
 		in := activities.CheckCSRInput{Product: r.Product, CSRPEM: r.CSRPEM, Domains: r.Domains,
 			Subject: activities.SubjectFrom(r.Subscriber, r.Product)}
-		if r.Product == ProductClientSign {
+		if r.Product == product.ClientSign {
 			in.Domains, in.Email = nil, r.Subscriber.Email
 		}
 		err := workflow.ExecuteActivity(ctx, a.CheckCSR, in).Get(ctx, nil)
@@ -310,7 +312,7 @@ func (w *correction) revoke(ctx workflow.Context) (time.Time, error) {
 	revID := RevocationWorkflowID(w.plan.Serial)
 	w.state.RevocationWorkflowID = revID
 	req := RevocationInput{
-		Serial: w.plan.Serial, Reason: "superseded", Requester: Requester{Kind: RequesterReseller, ID: w.in.ResellerID},
+		Serial: w.plan.Serial, Reason: revocation.Superseded.String(), Requester: Requester{Kind: RequesterReseller, ID: w.in.ResellerID},
 		Comment: "correction " + w.in.CorrectionID, RequestedAt: workflow.Now(ctx),
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -363,7 +365,7 @@ func (w *correction) reapply(ctx workflow.Context) (string, error) {
 		// declaration forward: same terms as the original application.
 		Attestation: activities.Attestation{TermsVersion: r.TermsVersion, Truthful: true, AttestedAt: workflow.GetInfo(ctx).WorkflowStartTime},
 	}
-	if r.Product == ProductClientSign {
+	if r.Product == product.ClientSign {
 		in.Domains = nil
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{

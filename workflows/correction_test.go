@@ -18,6 +18,8 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/mailer"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 )
 
 // corrRecorder records what a correction did through its activities and
@@ -54,25 +56,25 @@ func corrInput(changes map[string]string) CorrectionInput {
 
 func contactPlan() activities.CorrectionPlan {
 	return activities.CorrectionPlan{
-		Serial: "1a2b", Product: ProductServerOV, SubscriberID: "sub_app_1", ApplicationID: "app_1", Organization: "Example K.K.",
+		Serial: "1a2b", Product: product.ServerOV, SubscriberID: "sub_app_1", ApplicationID: "app_1", Organization: "Example K.K.",
 		Changes:        map[string]string{activities.FieldContactPhone: "+81-3-1111-2222", activities.FieldContactEmail: "new@example.jp"},
 		ChangedFields:  []string{activities.FieldContactEmail, activities.FieldContactPhone},
 		Classification: activities.CorrectionContact, EmailChanged: true,
 	}
 }
 
-func printedPlan(product string) activities.CorrectionPlan {
+func printedPlan(prod string) activities.CorrectionPlan {
 	p := activities.CorrectionPlan{
-		Serial: "1a2b", Product: product, SubscriberID: "sub_app_1", ApplicationID: "app_1", Organization: "Example K.K.",
+		Serial: "1a2b", Product: prod, SubscriberID: "sub_app_1", ApplicationID: "app_1", Organization: "Example K.K.",
 		Changes:       map[string]string{activities.FieldOrganization: "New Example K.K.", activities.FieldContactPhone: "+81-3-1111-2222"},
 		ChangedFields: []string{activities.FieldContactPhone, activities.FieldOrganization}, PrintedFields: []string{activities.FieldOrganization},
-		Classification: activities.CorrectionPrinted, ReviewRequired: product != ProductServerDV,
-		Reissue: &activities.ReissueData{Product: product, CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
+		Classification: activities.CorrectionPrinted, ReviewRequired: prod != product.ServerDV,
+		Reissue: &activities.ReissueData{Product: prod, CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
 			Domains: []string{"www.example.jp"}, ValidityDays: 90, TermsVersion: "2026-01",
 			Subscriber: activities.SubscriberData{Organization: "New Example K.K.", Name: "山田 太郎", Email: "taro@example.jp",
 				Phone: "+81-3-1111-2222", Country: "JP", Locality: "Chiyoda-ku", Province: "Tokyo"}},
 	}
-	if product == ProductServerDV {
+	if prod == product.ServerDV {
 		p.Changes = map[string]string{activities.FieldDomains: "www.example.jp,example.jp"}
 		p.ChangedFields, p.PrintedFields = []string{activities.FieldDomains}, []string{activities.FieldDomains}
 		p.Reissue.Domains = []string{"www.example.jp", "example.jp"}
@@ -96,7 +98,7 @@ type corrCase struct {
 func corrMocks(env *testsuite.TestWorkflowEnvironment, r *corrRecorder, c corrCase) {
 	plan, checkErr, rev := c.plan, c.checkErr, c.rev
 	if c.app.Status == "" {
-		c.app.Status = AppValidating
+		c.app.Status = status.AppValidating
 	}
 	var a *activities.Activities
 	env.OnActivity(a.CheckCorrection, mock.Anything, mock.Anything).Return(
@@ -271,7 +273,7 @@ func TestCorrectionPrintedFieldOnOVReviewedRevokedAndReapplied(t *testing.T) {
 	env, sent := newEnv(t)
 	r := &corrRecorder{}
 	revokedAt := env.Now().Add(25 * time.Hour)
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: revokedAt}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: revokedAt}})
 	var queried CorrectionState
 	env.RegisterDelayedCallback(func() {
 		v, _ := env.QueryWorkflow(StatusQuery)
@@ -304,7 +306,7 @@ func TestCorrectionPrintedFieldOnOVReviewedRevokedAndReapplied(t *testing.T) {
 		t.Fatalf("applications %+v %v", r.apps, r.appIDs)
 	}
 	ap := r.apps[0]
-	if ap.ApplicationID != "cor_1-reissue" || ap.ResellerID != "rs_a" || ap.Product != ProductServerOV ||
+	if ap.ApplicationID != "cor_1-reissue" || ap.ResellerID != "rs_a" || ap.Product != product.ServerOV ||
 		ap.Subscriber.Organization != "New Example K.K." || ap.Subscriber.Locality != "Chiyoda-ku" ||
 		!strings.Contains(ap.CSRPEM, "CERTIFICATE REQUEST") || !ap.Attestation.Truthful || ap.Attestation.TermsVersion != "2026-01" {
 		t.Fatalf("application input %+v", ap)
@@ -342,7 +344,7 @@ func TestCorrectionPrintedFieldOnOVReviewedRevokedAndReapplied(t *testing.T) {
 func TestCorrectionPrintedFieldOnDVSkipsReview(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerDV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerDV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
 	env.ExecuteWorkflow(Correction, corrInput(map[string]string{"domains": "www.example.jp,example.jp"}))
 	res := corrResult(t, env)
@@ -363,7 +365,7 @@ func TestCorrectionPrintedFieldOnDVSkipsReview(t *testing.T) {
 func TestCorrectionRejectedByReviewRevokesNothing(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductClientSign), rev: RevocationResult{Status: RevRevoked}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ClientSign), rev: RevocationResult{Status: RevRevoked}})
 	pdUpdate(env, time.Hour, ReviewUpdate, ReviewDecision{Decision: "reject", Reviewer: "alice", Reason: "登記事項証明書と一致しない"}, nil)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
 	env.ExecuteWorkflow(Correction, corrInput(map[string]string{"organization": "New Example K.K."}))
@@ -382,7 +384,7 @@ func TestCorrectionRejectedByReviewRevokesNothing(t *testing.T) {
 func TestCorrectionReviewValidator(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
 	var noReviewer, noReason, badDecision error
 	pdUpdate(env, time.Hour, ReviewUpdate, ReviewDecision{Decision: "approve"}, &noReviewer)
 	pdUpdate(env, 2*time.Hour, ReviewUpdate, ReviewDecision{Decision: "reject", Reviewer: "alice"}, &noReason)
@@ -417,7 +419,7 @@ func TestCorrectionReviewRefusedOnContactCorrection(t *testing.T) {
 func TestCorrectionReminderAtThreeDaysEscalationAtFive(t *testing.T) {
 	env, sent := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerOV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()}})
 	start := env.Now()
 	pdUpdate(env, 6*24*time.Hour, ReviewUpdate, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
@@ -441,7 +443,7 @@ func TestCorrectionReminderAtThreeDaysEscalationAtFive(t *testing.T) {
 func TestCorrectionRefusedWhenKeyCannotBeReused(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerDV), rev: RevocationResult{Status: RevRevoked},
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerDV), rev: RevocationResult{Status: RevRevoked},
 		csrErr: activitiesError(activities.ErrTypeCSRRejected, "the key is blocked (BR 6.1.1.3)")})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
 	env.ExecuteWorkflow(Correction, corrInput(map[string]string{"domains": "example.jp"}))
@@ -457,7 +459,7 @@ func TestCorrectionRefusedWhenKeyCannotBeReused(t *testing.T) {
 func TestCorrectionFailsWhenRevocationRefused(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerDV), rev: RevocationResult{Status: RevRefused, Refusal: "certificate 1a2b not found"}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerDV), rev: RevocationResult{Status: RevRefused, Refusal: "certificate 1a2b not found"}})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
 	env.ExecuteWorkflow(Correction, corrInput(map[string]string{"domains": "example.jp"}))
 	res := corrResult(t, env)
@@ -475,8 +477,8 @@ func TestCorrectionFailsWhenRevocationRefused(t *testing.T) {
 func TestCorrectionFailsWhenNewApplicationNeverRecorded(t *testing.T) {
 	env, _ := newEnv(t)
 	r := &corrRecorder{}
-	corrMocks(env, r, corrCase{plan: printedPlan(ProductServerDV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()},
-		appNeverRecorded: true, app: ApplicationResult{Status: AppRejected, Reason: "CSR refused"}})
+	corrMocks(env, r, corrCase{plan: printedPlan(product.ServerDV), rev: RevocationResult{Status: RevRevoked, RevokedAt: env.Now()},
+		appNeverRecorded: true, app: ApplicationResult{Status: status.AppRejected, Reason: "CSR refused"}})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: CorrectionWorkflowID("cor_1")})
 	env.ExecuteWorkflow(Correction, corrInput(map[string]string{"domains": "example.jp"}))
 	res := corrResult(t, env)

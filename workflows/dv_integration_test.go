@@ -23,6 +23,8 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/dcv"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 )
 
@@ -125,7 +127,7 @@ func TestDVIssuanceWithDomainValidationOnStack(t *testing.T) {
 			appID := "app_dv_" + method + "_" + suffix
 			domains := []string{"shop-" + suffix + ".example.jp", "www.shop-" + suffix + ".example.jp"}
 			run, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: ApplicationWorkflowID(appID), TaskQueue: TaskQueue}, Application, ApplicationInput{
-				ApplicationID: appID, ResellerID: "rs_dv", Product: ProductServerDV, CSRPEM: ecCSR(t), Domains: domains, ValidityDays: 90,
+				ApplicationID: appID, ResellerID: "rs_dv", Product: product.ServerDV, CSRPEM: ecCSR(t), Domains: domains, ValidityDays: 90,
 				Subscriber:  activities.SubscriberData{Name: "DV Subscriber", Email: "dv-" + suffix + "@example.jp", Country: "JP"},
 				Attestation: activities.Attestation{TermsVersion: "2026-01", Truthful: true}, DomainValidationMethod: method,
 			})
@@ -133,7 +135,7 @@ func TestDVIssuanceWithDomainValidationOnStack(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool {
-				return a.Status == AppValidating && len(a.DomainTokens) == 2
+				return a.Status == status.AppValidating && len(a.DomainTokens) == 2
 			})
 			for dom, tok := range st.DomainTokens {
 				if method == dcv.MethodHTTP {
@@ -145,7 +147,7 @@ func TestDVIssuanceWithDomainValidationOnStack(t *testing.T) {
 			var res ApplicationResult
 			gctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
-			if err := run.Get(gctx, &res); err != nil || res.Status != AppIssued {
+			if err := run.Get(gctx, &res); err != nil || res.Status != status.AppIssued {
 				t.Fatalf("result %+v %v", res, err)
 			}
 			c, err := s.store.GetCertificate(ctx, res.CertificateSerial)

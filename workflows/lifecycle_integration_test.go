@@ -19,6 +19,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"certdesk/activities"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/internal/testenv"
 )
@@ -68,7 +70,7 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := ApplicationInput{
-		ApplicationID: appID, ResellerID: "rs_it", Product: ProductClientSign, CSRPEM: rsaCSR(t), ValidityDays: 365,
+		ApplicationID: appID, ResellerID: "rs_it", Product: product.ClientSign, CSRPEM: rsaCSR(t), ValidityDays: 365,
 		Subscriber: activities.SubscriberData{Organization: "株式会社サンプル商事", Name: "山田 太郎", Email: email,
 			Phone: "+81-3-0000-0000", Address: "東京都千代田区1-1", Country: "JP"},
 		Attestation: activities.Attestation{TermsVersion: "2026-01", Truthful: true, AttestedAt: time.Now()},
@@ -78,8 +80,8 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool { return a.Status != AppReceived })
-	if st.Status != AppVerifyingIdentity {
+	st := waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool { return a.Status != status.AppReceived })
+	if st.Status != status.AppVerifyingIdentity {
 		var r ApplicationResult
 		_ = run.Get(ctx, &r)
 		t.Fatalf("application went to %s (%s), result %+v", st.Status, st.Reason, r)
@@ -106,7 +108,7 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 	var vs VerificationState
 	update(t, s.tc, verWF, ConfirmIdentityUpdate, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "passport scan #12"}, &vs)
 
-	waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool { return a.Status == AppAwaitingReview })
+	waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool { return a.Status == status.AppAwaitingReview })
 	var as ApplicationState
 	update(t, s.tc, ApplicationWorkflowID(appID), ReviewUpdate, ReviewDecision{Decision: "approve", Reviewer: "alice"}, &as)
 
@@ -116,7 +118,7 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 	if err := run.Get(gctx, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != AppIssued {
+	if res.Status != status.AppIssued {
 		t.Fatalf("result %+v", res)
 	}
 

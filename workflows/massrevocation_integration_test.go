@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"certdesk/activities"
+	"certdesk/internal/product"
 	"certdesk/internal/store"
 )
 
@@ -28,7 +29,7 @@ func massRevoke(tb testing.TB, s *stack, n int) (time.Duration, MassProgress) {
 func massRevokeNotify(tb testing.TB, s *stack, n int, notifyAll bool) (time.Duration, MassProgress) {
 	tb.Helper()
 	ctx := context.Background()
-	issuer, err := s.sign.CA.IssuerFor(ProductServerDV)
+	issuer, err := s.sign.CA.IssuerFor(product.ServerDV)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"certdesk/internal/config"
 	"certdesk/internal/pii"
 	"certdesk/internal/pki"
+	"certdesk/internal/product"
 	"certdesk/internal/store"
 	"certdesk/internal/testenv"
 )
@@ -149,7 +150,7 @@ func (s *pdStack) certificate(t *testing.T, resellerID, appID, email string, not
 	must(s.store.UpsertSubscriber(ctx, store.Subscriber{ID: subID, ResellerID: resellerID, Organization: "株式会社サンプル商事",
 		Name: "山田 太郎", Email: email, Phone: "+81-3-0000-0000", Address: "東京都千代田区1-1", Country: "JP"}))
 	spki := sha256.Sum256([]byte("key-" + appID))
-	must(s.store.CreateApplication(ctx, store.Application{ID: appID, ResellerID: resellerID, SubscriberID: subID, Product: ProductServerDV,
+	must(s.store.CreateApplication(ctx, store.Application{ID: appID, ResellerID: resellerID, SubscriberID: subID, Product: product.ServerDV,
 		Domains: []string{"www.sample-" + s.suffix + ".example.jp"}, CSR: []byte("csr-" + appID), SPKISHA256: spki[:], ValidityDays: 90,
 		AttestationTermsVersion: "2026-01", AttestationTruthful: true, AttestedAt: time.Now(), WorkflowID: ApplicationWorkflowID(appID)}))
 	must(s.store.SetApplicationStatus(ctx, appID, store.AppIssuing, ""))
@@ -159,7 +160,7 @@ func (s *pdStack) certificate(t *testing.T, resellerID, appID, email string, not
 	notBefore := notAfter.Add(-90 * 24 * time.Hour)
 	must(s.store.StoreCertificate(ctx, store.Certificate{Serial: res.Serial, Issuer: "tls-1", DER: []byte("der-" + appID),
 		NotBefore: notBefore, NotAfter: notAfter, SPKISHA256: spki[:], ResellerID: resellerID, SubscriberID: subID,
-		ApplicationID: appID, Product: ProductServerDV}))
+		ApplicationID: appID, Product: product.ServerDV}))
 	return res.Serial
 }
 

@@ -14,6 +14,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/cases"
 	"certdesk/internal/mailer"
+	"certdesk/internal/revocation"
 )
 
 // Revocation statuses.
@@ -84,28 +85,18 @@ type RevocationResult struct {
 	Refusal   string
 }
 
-// reasonCodes are the only CRL reasons CertDesk uses (BR §7.2.2): no
-// certificateHold, no cACompromise on subscriber certificates.
-var reasonCodes = map[string]int{
-	"unspecified":          0,
-	"keyCompromise":        1,
-	"affiliationChanged":   3,
-	"superseded":           4,
-	"cessationOfOperation": 5,
-	"privilegeWithdrawn":   9,
-}
-
 // RevocationPolicy maps a request to its CRL reason code and the BR §4.9.1.1
 // deadline: 24 hours for key compromise, a subscriber's own request (directly
 // or through its reseller), an unauthorised original request and failed
 // validation; 5 days for every other cause.
 func RevocationPolicy(reason string, requesterKind, ground string) (code int, deadline time.Duration, err error) {
-	code, ok := reasonCodes[reason]
-	if !ok {
-		return 0, 0, fmt.Errorf("revocation reason %q is not allowed (use one of unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn)", reason)
+	r, err := revocation.Parse(reason)
+	if err != nil {
+		return 0, 0, err
 	}
+	code = int(r)
 	switch {
-	case code == 1,
+	case r == revocation.KeyCompromise,
 		requesterKind == RequesterReseller, requesterKind == RequesterSubscriber,
 		ground == GroundUnauthorizedRequest, ground == GroundValidationFailed:
 		return code, 24 * time.Hour, nil
@@ -117,21 +108,21 @@ func RevocationPolicy(reason string, requesterKind, ground string) (code int, de
 // O12, O13, O14): authorise, first report, revoke, block a compromised key
 // and revoke its other certificates, republish CRL and OCSP, notify.
 func Revocation(ctx workflow.Context, in RevocationInput) (RevocationResult, error) {
-	w := &revocation{in: in}
+	w := &revocationCase{in: in}
 	if err := w.setup(ctx); err != nil {
 		return RevocationResult{}, err
 	}
 	return w.run(ctx)
 }
 
-type revocation struct {
+type revocationCase struct {
 	in              RevocationInput
 	origRequestedAt time.Time
 	state           RevocationState
 	target          activities.RevocationTarget
 }
 
-func (w *revocation) setup(ctx workflow.Context) error {
+func (w *revocationCase) setup(ctx workflow.Context) error {
 	w.origRequestedAt = w.in.RequestedAt
 	if w.in.RequestedAt.IsZero() {
 		w.in.RequestedAt = workflow.GetInfo(ctx).WorkflowStartTime
@@ -156,7 +147,7 @@ func (w *revocation) setup(ctx workflow.Context) error {
 	return workflow.SetQueryHandler(ctx, StatusQuery, func() (RevocationState, error) { return w.state, nil })
 }
 
-func (w *revocation) run(ctx workflow.Context) (RevocationResult, error) {
+func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	var a *activities.Activities
 
@@ -238,7 +229,7 @@ func (w *revocation) run(ctx workflow.Context) (RevocationResult, error) {
 	if w.state.ReasonCode == 1 {
 		var siblings []string
 		if err := workflow.ExecuteActivity(ctx, a.BlockKey, activities.BlockKeyInput{
-			SPKISHA256: w.target.SPKISHA256, Serial: w.in.Serial, Reason: "keyCompromise",
+			SPKISHA256: w.target.SPKISHA256, Serial: w.in.Serial, Reason: revocation.KeyCompromise.String(),
 		}).Get(ctx, &siblings); err != nil {
 			return RevocationResult{}, err
 		}
@@ -271,7 +262,7 @@ func (w *revocation) run(ctx workflow.Context) (RevocationResult, error) {
 }
 
 // firstReport acknowledges a request to the one who made it.
-func (w *revocation) firstReport(ctx workflow.Context, r Requester, n string) error {
+func (w *revocationCase) firstReport(ctx workflow.Context, r Requester, n string) error {
 	var to activities.Recipient
 	switch r.Kind {
 	case RequesterReseller:
@@ -294,7 +285,7 @@ func (w *revocation) firstReport(ctx workflow.Context, r Requester, n string) er
 
 // cascade starts (or joins) the revocation of each sibling certificate.
 // Children are abandoned on close: each runs to its own deadline.
-func (w *revocation) cascade(ctx workflow.Context, serials []string) error {
+func (w *revocationCase) cascade(ctx workflow.Context, serials []string) error {
 	for _, s := range serials {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:        RevocationWorkflowID(s),
@@ -302,7 +293,7 @@ func (w *revocation) cascade(ctx workflow.Context, serials []string) error {
 			StaticSummary:     "Revocation of " + s + " (key compromise of " + w.in.Serial + ")",
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, Revocation, RevocationInput{
-			Serial: s, Reason: "keyCompromise", Requester: Requester{Kind: RequesterSystem, ID: "key-compromise:" + w.in.Serial},
+			Serial: s, Reason: revocation.KeyCompromise.String(), Requester: Requester{Kind: RequesterSystem, ID: "key-compromise:" + w.in.Serial},
 			RequestedAt: workflow.Now(ctx),
 		})
 		err := f.GetChildWorkflowExecution().Get(ctx, nil)
