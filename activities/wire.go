@@ -41,10 +41,13 @@ func New(cfg *config.Config, pool *sqlx.DB, st *store.Store, bidx *pii.BlindInde
 	if err != nil {
 		return nil, err
 	}
+	validator := &dcv.Validator{HTTPPort: cfg.DCVHTTPPort, Resolver: cfg.DCVResolver, DevNetworks: cfg.DCVDevNetworks}
+	if err := validator.Check(); err != nil {
+		return nil, err
+	}
 	a := &Activities{
 		DB: pool, Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
-		DCV:      &dcv.Validator{HTTPPort: cfg.DCVHTTPPort, Resolver: cfg.DCVResolver},
-		Profiles: profiles, BlindIndex: bidx,
+		DCV: validator, Profiles: profiles, BlindIndex: bidx,
 	}
 	if cfg.RegistryFile != "" {
 		reg, err := registry.LoadFile(cfg.RegistryFile)

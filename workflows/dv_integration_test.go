@@ -116,7 +116,7 @@ func TestDVIssuanceWithDomainValidationOnStack(t *testing.T) {
 	old := DomainValidationPeriod
 	DomainValidationPeriod = 200 * time.Millisecond
 	t.Cleanup(func() { DomainValidationPeriod = old })
-	s := newStack(t, map[string]string{"CERTDESK_DCV_RESOLVER": d.resolver, "CERTDESK_DCV_HTTP_PORT": strconv.Itoa(d.httpPort)})
+	s := newStack(t, map[string]string{"CERTDESK_DCV_RESOLVER": d.resolver, "CERTDESK_DCV_HTTP_PORT": strconv.Itoa(d.httpPort), "CERTDESK_DCV_DEV_NETWORKS": "127.0.0.0/8,::1/128"})
 	ctx := context.Background()
 	if err := s.store.CreateReseller(ctx, store.Reseller{ID: "rs_dv", Name: "DV", APIKeyHash: strings.Repeat("d", 64), APIKeyPrefix: "cdk_d"}); err != nil {
 		t.Fatal(err)

@@ -285,6 +285,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		"CERTDESK_HTTP_ADDR":        "127.0.0.1:" + strconv.Itoa(httpPort2),
 		"CERTDESK_PUBLIC_BASE_URL":  "http://127.0.0.1:" + strconv.Itoa(httpPort2),
 		"CERTDESK_DCV_HTTP_PORT":    strconv.Itoa(httpPort),
+		"CERTDESK_DCV_DEV_NETWORKS": "127.0.0.0/8,::1/128",
 		"CERTDESK_DCV_RESOLVER":     dnsAddr,
 		"CERTDESK_REGISTRY_FILE":    filepath.Join(s.Root, "dev", "registry.json"),
 		"CERTDESK_STAFF_EMAIL":      "staff@bench.certdesk.jp",

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -52,9 +53,12 @@ type Config struct {
 	PKCS11PIN    string
 	DCVHTTPPort  int
 	DCVResolver  string
-	RegistryFile string
-	BulkRate     float64
-	CRLRefresh   time.Duration
+	// DCVDevNetworks are special-purpose address ranges domain validation
+	// may reach: development and tests only (loopback); empty in production.
+	DCVDevNetworks []netip.Prefix
+	RegistryFile   string
+	BulkRate       float64
+	CRLRefresh     time.Duration
 
 	CodecKey   string // Temporal payload codec key (ring) for internal/codec
 	StaffToken string // bearer token of the starter's /codec endpoints
@@ -130,10 +134,12 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { c.PKCS11Token = v; return nil }},
 		{Name: "CERTDESK_PKCS11_PIN", Help: "PKCS#11 user PIN",
 			parse: func(c *Config, v string) error { c.PKCS11PIN = v; return nil }},
-		{Name: "CERTDESK_DCV_HTTP_PORT", Default: "80", Help: "port of the HTTP domain validation request",
+		{Name: "CERTDESK_DCV_HTTP_PORT", Default: "80", Help: "port of the HTTP domain validation request: 80 or 443 (BR Authorized Ports); another port only with CERTDESK_DCV_DEV_NETWORKS",
 			parse: func(c *Config, v string) error { return port(v, &c.DCVHTTPPort) }},
-		{Name: "CERTDESK_DCV_RESOLVER", Default: "127.0.0.1:53", Help: "DNS server host:port for DNS TXT domain validation",
+		{Name: "CERTDESK_DCV_RESOLVER", Default: "127.0.0.1:53", Help: "the CA's DNSSEC-validating resolver host:port for every domain validation lookup",
 			parse: func(c *Config, v string) error { return hostPort(v, &c.DCVResolver) }},
+		{Name: "CERTDESK_DCV_DEV_NETWORKS", Help: "development only: special-purpose CIDR ranges domain validation may connect to, e.g. 127.0.0.0/8,::1/128 (empty: none, as in production)",
+			parse: func(c *Config, v string) error { return prefixes(v, &c.DCVDevNetworks) }},
 		{Name: "CERTDESK_REGISTRY_FILE", Help: "JSON organisation registry for OV checks (a local data set in development)",
 			parse: func(c *Config, v string) error { c.RegistryFile = v; return nil }},
 		{Name: "CERTDESK_BULK_RATE", Default: "200", Help: "bulk notices per second",
@@ -211,6 +217,21 @@ func nonEmpty(v string, dst *string) error {
 		return errors.New("must not be empty")
 	}
 	*dst = v
+	return nil
+}
+
+func prefixes(v string, dst *[]netip.Prefix) error {
+	*dst = nil
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR prefix (e.g. 127.0.0.0/8)", f)
+		}
+		*dst = append(*dst, p.Masked())
+	}
 	return nil
 }
 
