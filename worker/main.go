@@ -3,6 +3,10 @@
 //	worker                 storage, email and validation work on "certdesk"
 //	worker -role signer    signing work on "certdesk-signing" (holds the CA keys)
 //	worker -role all       both, for development
+//	worker -role perspective -name NAME -rir RIR
+//	                       a remote network perspective on
+//	                       "certdesk-perspective-NAME" (BR §3.2.2.9): no
+//	                       database, no keys, its own resolver
 //	worker bootstrap-ca    create the development or production CA (key ceremony)
 //	worker verify-audit    walk the audit hash chain; name the first broken row
 //	worker rotate-keys     re-encrypt personal data under the newest key
@@ -55,15 +59,19 @@ func main() {
 
 func run(args []string) error {
 	fs := flagSet("worker")
-	role := fs.String("role", "worker", "worker, signer or all")
+	role := fs.String("role", "worker", "worker, signer, all or perspective")
+	name := fs.String("name", "", "perspective: its name (task queue certdesk-perspective-NAME)")
+	rir := fs.String("rir", "", "perspective: the Regional Internet Registry of its network (ARIN, RIPE, APNIC, LACNIC, AFRINIC)")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9464", "where to serve /metrics (Temporal SDK worker metrics) and /healthz; empty: off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch *role {
 	case "worker", "signer", "all":
+	case "perspective":
+		return runPerspective(*name, *rir, *metricsAddr)
 	default:
-		return fmt.Errorf("-role %q: must be worker, signer or all", *role)
+		return fmt.Errorf("-role %q: must be worker, signer, all or perspective", *role)
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -140,4 +148,47 @@ func run(args []string) error {
 func registerMain(w worker.Registry, a *activities.Activities) {
 	workflows.Register(w)
 	w.RegisterActivity(a)
+}
+
+// runPerspective runs one remote network perspective: a worker on its own
+// task queue that repeats domain validation through this process's resolver
+// and returns its determination. In a real deployment it runs in another
+// region against the same Temporal cluster.
+func runPerspective(name, rir, metricsAddr string) error {
+	if _, ok := workflows.PerspectiveName(workflows.PerspectiveTaskQueue(name)); !ok || name == "" {
+		return fmt.Errorf("-role perspective needs -name NAME and -rir RIR")
+	}
+	cfg, err := config.LoadPerspective()
+	if err != nil {
+		return err
+	}
+	p, err := activities.NewPerspective(cfg, name, rir)
+	if err != nil {
+		return err
+	}
+	log := logging.New("perspective-"+name, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sdk := sdkmetrics.New("certdesk_")
+	tc, err := temporalclient.NewWithMetrics(cfg, log, sdk.Handler())
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if metricsAddr != "" {
+		stopMetrics, err := serveMetrics(metricsAddr, sdk, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	w := worker.New(tc, workflows.PerspectiveTaskQueue(name), temporalclient.WorkerOptions())
+	workflows.RegisterPerspective(w, p)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start perspective worker: %w", err)
+	}
+	defer w.Stop()
+	log.Info("perspective started", "name", name, "rir", rir, "resolver", cfg.DCVResolver, "temporal", cfg.TemporalAddress)
+	<-ctx.Done()
+	return nil
 }

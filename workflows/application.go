@@ -13,6 +13,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/cases"
 	"certdesk/internal/mailer"
+	"certdesk/internal/mpic"
 	"certdesk/internal/product"
 	"certdesk/internal/status"
 )
@@ -72,7 +73,10 @@ type ApplicationState struct {
 	NotAfter          time.Time
 	// DomainTokens maps each domain to the token to publish for validation.
 	DomainTokens map[string]string
-	Review       *ReviewDecision
+	// Corroborations maps each domain to its multi-perspective
+	// corroboration (BR §3.2.2.9): each perspective's result and the verdict.
+	Corroborations map[string]Corroboration `json:",omitempty"`
+	Review         *ReviewDecision
 }
 
 // ApplicationResult is the workflow's outcome.
@@ -107,6 +111,8 @@ type application struct {
 	expired    bool
 	reviewCh   workflow.Channel
 	cancelWait workflow.CancelFunc
+	// perspectives are the remote perspectives, listed once per case.
+	perspectives []mpic.Perspective
 }
 
 func (w *application) setup(ctx workflow.Context) error {
@@ -351,6 +357,11 @@ func (w *application) validateDomains(ctx workflow.Context) error {
 			return &rejection{reason: "domain validation: " + reason}
 		} else if err != nil {
 			return err
+		}
+		if workflow.GetVersion(ctx, mpicChange, workflow.DefaultVersion, 1) >= 1 {
+			if err := w.corroborate(ctx, d, method, tokens[d]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/mailer"
+	"certdesk/internal/mpic"
 	"certdesk/internal/product"
 	"certdesk/internal/status"
 )
@@ -45,10 +46,36 @@ func appMocks(env *testsuite.TestWorkflowEnvironment, statuses *[]string) {
 			return nil
 		}).Maybe()
 	env.OnActivity(a.ValidateDomain, mock.Anything, mock.Anything).Return(nil).Maybe()
+	perspectiveMocks(env)
 	env.OnActivity(sa.IssueCertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{
 		Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM,
 	}, nil).Maybe()
 }
+
+// testPerspectives are five remote perspectives in three RIR regions, as
+// BR §3.2.2.9 asks from 2026-12-15.
+var testPerspectives = []mpic.Perspective{{Name: "us-east", RIR: "ARIN"}, {Name: "eu-west", RIR: "RIPE"},
+	{Name: "ap-south", RIR: "APNIC"}, {Name: "us-west", RIR: "ARIN"}, {Name: "eu-north", RIR: "RIPE"}}
+
+// perspectiveMocks lists testPerspectives and records the corroboration
+// rounds. Every remote check answers "valid" unless perspectiveOutcomes
+// names the perspective (newEnv registers the check).
+func perspectiveMocks(env *testsuite.TestWorkflowEnvironment) *[]activities.CorroborationInput {
+	var a *activities.Activities
+	var recorded []activities.CorroborationInput
+	env.OnActivity(a.ListPerspectives, mock.Anything).Return(testPerspectives, nil).Maybe()
+	env.OnActivity(a.RecordCorroboration, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CorroborationInput) error {
+			recorded = append(recorded, in)
+			return nil
+		}).Maybe()
+	recordedRounds = &recorded
+	return &recorded
+}
+
+// recordedRounds are the corroboration rounds the current test's
+// perspectiveMocks recorded.
+var recordedRounds *[]activities.CorroborationInput
 
 func verified(ok bool, reason string) func(workflow.Context, VerificationInput) (VerificationResult, error) {
 	return func(workflow.Context, VerificationInput) (VerificationResult, error) {
@@ -305,5 +332,53 @@ func TestApplicationLocalStepOutlivesAnOutage(t *testing.T) {
 	r := result(t, env)
 	if r.Status != status.AppIssued || calls != 9 {
 		t.Fatalf("result %+v after %d RecordApplication calls", r, calls)
+	}
+}
+
+// One remote perspective sees another answer (a simulated hijack): with five
+// perspectives one non-corroboration is allowed, so the certificate issues,
+// and the recorded round names the disagreeing perspective.
+func TestApplicationMPICToleratesOneHijackedPerspective(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	recorded := recordedRounds
+	perspectiveOutcomes = map[string]string{"eu-west": activities.OutcomeInvalid}
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
+	if r := result(t, env); r.Status != status.AppIssued {
+		t.Fatalf("result %+v", r)
+	}
+	if len(*recorded) != 1 || !(*recorded)[0].Decision.OK || len((*recorded)[0].Decision.NonCorroborating) != 1 ||
+		!strings.HasPrefix((*recorded)[0].Decision.NonCorroborating[0], "eu-west") {
+		t.Fatalf("recorded rounds %+v", *recorded)
+	}
+	var st ApplicationState
+	v, err := env.QueryWorkflow(StatusQuery)
+	if err != nil || v.Get(&st) != nil || len(st.Corroborations["www.example.jp"].Determinations) != len(testPerspectives) {
+		t.Fatalf("status query shows no per-perspective results: %v %+v", err, st.Corroborations)
+	}
+}
+
+// Two of five perspectives disagree: more than the quorum allows. Every
+// round is tried and recorded, then the application is refused naming the
+// rule, not issued.
+func TestApplicationMPICRefusesTooManyDisagreeing(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	recorded := recordedRounds
+	perspectiveOutcomes = map[string]string{"eu-west": activities.OutcomeInvalid, "ap-south": activities.OutcomeError}
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
+	r := result(t, env)
+	if r.Status == status.AppIssued || !strings.Contains(r.Reason, "BR §3.2.2.9") || !strings.Contains(r.Reason, "not corroborated") {
+		t.Fatalf("result %+v", r)
+	}
+	if len(*recorded) != CorroborationRounds {
+		t.Fatalf("%d rounds recorded, want %d", len(*recorded), CorroborationRounds)
+	}
+	for _, c := range *recorded {
+		if c.Decision.OK {
+			t.Fatalf("round %d passed: %+v", c.Round, c.Decision)
+		}
 	}
 }

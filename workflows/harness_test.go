@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"certdesk/activities"
 	"certdesk/internal/mailer"
+	"certdesk/internal/mpic"
 )
 
 // sentNotice is one Notify call seen by a test.
@@ -48,6 +50,10 @@ func (n *notices) of(kind mailer.Notice) []sentNotice {
 
 // newEnv returns a workflow test environment with quiet logs and Notify
 // recorded. start fixes the workflow clock.
+// perspectiveOutcomes overrides what named remote perspectives answer in
+// the current test (tests in this package do not run in parallel).
+var perspectiveOutcomes map[string]string
+
 // testStart is when every workflow test's mock clock starts.
 var testStart = time.Now().UTC().Truncate(time.Hour)
 
@@ -68,6 +74,16 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 	// clock, so once the real date passed a fixed start + 30 days every retry
 	// began past its deadline and was retried thousands of times.
 	env.SetStartTime(testStart)
+	// Remote perspectives answer through a registered function, not a mock:
+	// the test environment allows no registration after the first mock.
+	perspectiveOutcomes = nil
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.PerspectiveCheckInput) (mpic.Determination, error) {
+		name, _ := PerspectiveName(activity.GetInfo(ctx).TaskQueue)
+		if o, ok := perspectiveOutcomes[name]; ok {
+			return mpic.Determination{Outcome: o, Detail: "a hijacked answer", At: time.Now()}, nil
+		}
+		return mpic.Determination{Outcome: activities.OutcomeValid, At: time.Now()}, nil
+	}, activity.RegisterOptions{Name: activities.PerspectiveCheckDomainName})
 	n := &notices{env: env}
 	var a *activities.Activities
 	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,11 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		"CERTDESK_CA_PASSPHRASE":   "test-passphrase",
 		"CERTDESK_STAFF_EMAIL":     "staff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@certdesk.test",
 	}
+	var persp []string
+	for _, p := range testPerspectives {
+		persp = append(persp, p.Name+":"+p.RIR)
+	}
+	env["CERTDESK_PERSPECTIVES"] = strings.Join(persp, ",")
 	root, _ := testenv.RepoRoot()
 	env["CERTDESK_REGISTRY_FILE"] = filepath.Join(root, "dev", "registry.json")
 	for k, v := range extra {
@@ -98,7 +104,23 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 	w.RegisterActivity(acts)
 	sw := worker.New(tc, SigningTaskQueue, worker.Options{})
 	sw.RegisterActivity(sign)
-	for _, wk := range []worker.Worker{w, sw} {
+	workers := []worker.Worker{w, sw}
+	// The remote perspectives, each with its own validator; extra's
+	// "TEST_RESOLVER_<name>" gives one its own resolver (a hijack).
+	for _, p := range cfg.Perspectives {
+		pcfg := *cfg
+		if r, ok := extra["TEST_RESOLVER_"+p.Name]; ok {
+			pcfg.DCVResolver = r
+		}
+		pa, err := activities.NewPerspective(&pcfg, p.Name, p.RIR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := worker.New(tc, PerspectiveTaskQueue(p.Name), worker.Options{})
+		RegisterPerspective(pw, pa)
+		workers = append(workers, pw)
+	}
+	for _, wk := range workers {
 		if err := wk.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -14,10 +14,13 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"certdesk/internal/mpic"
 )
 
 // Config is the whole configuration shared by the worker and the starter.
@@ -56,9 +59,13 @@ type Config struct {
 	// DCVDevNetworks are special-purpose address ranges domain validation
 	// may reach: development and tests only (loopback); empty in production.
 	DCVDevNetworks []netip.Prefix
-	RegistryFile   string
-	BulkRate       float64
-	CRLRefresh     time.Duration
+	// Perspectives are the remote network perspectives every domain
+	// validation is corroborated from (BR §3.2.2.9), each a worker on its own
+	// task queue.
+	Perspectives []mpic.Perspective
+	RegistryFile string
+	BulkRate     float64
+	CRLRefresh   time.Duration
 
 	CodecKey   string // Temporal payload codec key (ring) for internal/codec
 	StaffToken string // bearer token of the starter's /codec endpoints
@@ -140,6 +147,8 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { return hostPort(v, &c.DCVResolver) }},
 		{Name: "CERTDESK_DCV_DEV_NETWORKS", Help: "development only: special-purpose CIDR ranges domain validation may connect to, e.g. 127.0.0.0/8,::1/128 (empty: none, as in production)",
 			parse: func(c *Config, v string) error { return prefixes(v, &c.DCVDevNetworks) }},
+		{Name: "CERTDESK_PERSPECTIVES", Help: "remote network perspectives for multi-perspective corroboration (BR §3.2.2.9), `name:RIR,…` (RIR one of ARIN, RIPE, APNIC, LACNIC, AFRINIC); each runs `worker -role perspective -name NAME -rir RIR`; TLS issuance needs at least the number the BR requires at the issuance date (5 from 2026-12-15)",
+			parse: func(c *Config, v string) error { return perspectives(v, &c.Perspectives) }},
 		{Name: "CERTDESK_REGISTRY_FILE", Help: "JSON organisation registry for OV checks (a local data set in development)",
 			parse: func(c *Config, v string) error { c.RegistryFile = v; return nil }},
 		{Name: "CERTDESK_BULK_RATE", Default: "200", Help: "bulk notices per second",
@@ -167,16 +176,27 @@ func Vars() []Var {
 // Load reads the configuration from the process environment.
 func Load() (*Config, error) { return LoadFrom(os.LookupEnv) }
 
+// LoadPerspective reads the configuration of a remote network perspective
+// worker: it talks to Temporal and resolves names, and holds no database,
+// personal-data or mail credentials, so the variables every other process
+// requires are optional here.
+func LoadPerspective() (*Config, error) { return loadFrom(os.LookupEnv, false) }
+
 // LoadFrom reads the configuration through lookup, so tests need not touch the
 // process environment.
-func LoadFrom(lookup func(string) (string, bool)) (*Config, error) {
+func LoadFrom(lookup func(string) (string, bool)) (*Config, error) { return loadFrom(lookup, true) }
+
+func loadFrom(lookup func(string) (string, bool), enforceRequired bool) (*Config, error) {
 	c := &Config{}
 	for _, v := range Vars() {
 		val, ok := lookup(v.Name)
 		val = strings.TrimSpace(val)
 		if !ok || val == "" {
-			if v.Required {
+			if v.Required && enforceRequired {
 				return nil, fmt.Errorf("config: %s is not set (%s)", v.Name, v.Help)
+			}
+			if v.Required {
+				continue
 			}
 			val = v.Default
 		}
@@ -219,6 +239,28 @@ func nonEmpty(v string, dst *string) error {
 	*dst = v
 	return nil
 }
+
+func perspectives(v string, dst *[]mpic.Perspective) error {
+	*dst = nil
+	seen := map[string]bool{}
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		name, rir, ok := strings.Cut(f, ":")
+		if !ok || !perspectiveName.MatchString(name) || !mpic.ValidRIR(rir) {
+			return fmt.Errorf("%q: want name:RIR, name of a-z, 0-9 and -, RIR one of %s", f, strings.Join(mpic.RIRs, ", "))
+		}
+		if seen[name] {
+			return fmt.Errorf("perspective %q is listed twice", name)
+		}
+		seen[name] = true
+		*dst = append(*dst, mpic.Perspective{Name: name, RIR: rir})
+	}
+	return nil
+}
+
+var perspectiveName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
 func prefixes(v string, dst *[]netip.Prefix) error {
 	*dst = nil
