@@ -139,9 +139,12 @@ func relevant(r *dns.Msg, qname string) ([]*dns.CAA, []string, error) {
 // record copies an answer into the evidence.
 func record(q *Query, r *dns.Msg) {
 	q.Rcode = dns.RcodeToString[r.Rcode]
-	q.DNSSEC = DNSSECInsecure
-	if r.AuthenticatedData {
-		q.DNSSEC = DNSSECSecure
+	// A failed answer has no DNSSEC state (bogus shows as SERVFAIL + EDE).
+	if r.Rcode == dns.RcodeSuccess || r.Rcode == dns.RcodeNameError {
+		q.DNSSEC = DNSSECInsecure
+		if r.AuthenticatedData {
+			q.DNSSEC = DNSSECSecure
+		}
 	}
 	for _, rr := range r.Answer {
 		q.Answer = append(q.Answer, rr.String())
