@@ -116,7 +116,9 @@ type Query struct {
 	// zone is bogus.
 	EDE    []string `json:"ede,omitempty"`
 	Answer []string `json:"answer,omitempty"`
-	Error  string   `json:"error,omitempty"`
+	// Authority holds the proof of a negative answer (SOA, NSEC, RRSIG).
+	Authority []string `json:"authority,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // MinValidity is BR §3.2.2.8's floor on how long a CAA check covers issuance.

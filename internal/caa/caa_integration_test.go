@@ -60,8 +60,8 @@ func TestIntegrationNoCAAAnywhere(t *testing.T) {
 	var names []string
 	for _, q := range r.Evidence.Queries {
 		names = append(names, q.Name)
-		if q.DNSSEC != DNSSECSecure {
-			t.Errorf("%s: DNSSEC %q, want secure", q.Name, q.DNSSEC)
+		if q.DNSSEC != DNSSECSecure || len(q.Authority) == 0 {
+			t.Errorf("%s: DNSSEC %q with %d authority records, want a secure denial", q.Name, q.DNSSEC, len(q.Authority))
 		}
 	}
 	if want := "www." + name + ". " + name + ". " + e.s.Zones.Signed + ". jp."; strings.Join(names, " ") != want {

@@ -149,6 +149,11 @@ func record(q *Query, r *dns.Msg) {
 	for _, rr := range r.Answer {
 		q.Answer = append(q.Answer, rr.String())
 	}
+	if len(r.Answer) == 0 {
+		for _, rr := range r.Ns {
+			q.Authority = append(q.Authority, rr.String())
+		}
+	}
 	if opt := r.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {
 			if ede, ok := o.(*dns.EDNS0_EDE); ok {

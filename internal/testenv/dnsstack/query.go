@@ -40,7 +40,7 @@ func poll(ctx context.Context, what string, f func() (done bool, last string)) e
 		last = l
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %s)", what, ctx.Err(), last)
+			return fmt.Errorf("waiting for %s: %w (last: %s)", what, context.Cause(ctx), last)
 		case <-time.After(pollInterval):
 		}
 	}

@@ -83,11 +83,15 @@ type Stack struct {
 
 	authPort, registryPort int
 	procs                  []*proc
+	// onExit, set before the first spawn, hears of every server's exit.
+	onExit func(*proc)
 }
 
 type proc struct {
 	name string
 	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed when the process has exited
 }
 
 // Start builds the configuration in cfg.Dir, starts the two Knot servers,
@@ -103,6 +107,9 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
+	// A server dying during the start ends it at once, with its log.
+	ctx, died := context.WithCancelCause(ctx)
+	defer died(nil)
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -139,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 		authPort:     cfg.AuthPort,
 		registryPort: cfg.RegistryPort,
 	}
+	s.onExit = func(p *proc) { died(p.exitError()) }
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -269,22 +277,38 @@ func (s *Stack) spawn(name string, detach bool, bin string, args ...string) erro
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
-	p := &proc{name: name, cmd: cmd}
+	p := &proc{name: name, cmd: cmd, log: logf.Name(), done: make(chan struct{})}
 	s.procs = append(s.procs, p)
-	if err := writeFile(filepath.Join(s.Dir, name+".pid"), strconv.Itoa(cmd.Process.Pid)+"\n"); err != nil {
-		return err
-	}
-	// Reap the child when it exits so that a crash shows as "not running".
-	go func() { _ = cmd.Wait() }()
-	return nil
+	// Reap the child when it exits, so that waits notice a crash at once.
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+		if s.onExit != nil {
+			s.onExit(p)
+		}
+	}()
+	return writeFile(filepath.Join(s.Dir, name+".pid"), strconv.Itoa(cmd.Process.Pid)+"\n")
+}
+
+// exitError says that the server died, with the tail of its log.
+func (p *proc) exitError() error {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return fmt.Errorf("%s exited (%s): %s", p.name, p.cmd.ProcessState, strings.Join(lines[max(0, len(lines)-5):], " | "))
 }
 
 func (p *proc) stop() {
-	pid := p.cmd.Process.Pid
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	if !waitGone(pid, 10*time.Second) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		waitGone(pid, 5*time.Second)
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
 	}
 }
 
