@@ -46,7 +46,8 @@ const InstallHint = "apt-get install knot unbound"
 
 // Config says where and how to run a stack.
 type Config struct {
-	// Dir holds configuration, keys, journals and logs; it is emptied first.
+	// Dir holds configuration, keys, journals, pid files and logs; what an
+	// earlier start left there is removed first.
 	Dir string
 	// Ports on 127.0.0.1; 0 picks a free one.
 	AuthPort, RegistryPort, ResolverPort int
@@ -114,8 +115,12 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
+	// Only what an earlier start left, never the whole directory: cfg.Dir
+	// may be a mistake such as ".".
+	for _, d := range []string{"auth", "registry", "resolver", "logs", "env"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range []string{"auth/zones", "auth/db", "registry/zones", "registry/db", "resolver", "logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
@@ -150,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	defer func() {
 		if err != nil {
 			s.Stop()
-			err = fmt.Errorf("dnsstack: %w (logs in %s)", err, filepath.Join(dir, "logs"))
+			s, err = nil, fmt.Errorf("dnsstack: %w (logs in %s)", err, filepath.Join(dir, "logs"))
 		}
 	}()
 
