@@ -224,3 +224,29 @@ func TestIntegrationIssuemail(t *testing.T) {
 	e.set(name2, "CAA", `0 issue ";"`, `0 issuemail "certdesk.example"`)
 	e.check(Request{Name: name2, Mailbox: true}, RuleAuthorized)
 }
+
+func TestIntegrationDNAME(t *testing.T) {
+	e := newEnv(t)
+	name := testenv.DNSName(t, e.s.Zones.Signed)
+	target := testenv.DNSName(t, e.s.Zones.Signed)
+	// Names below a DNAME are aliases (RFC 6672): the resolver synthesizes
+	// the CNAME and CAA follows it like any alias.
+	e.set("d."+name, "DNAME", target+".")
+	e.set("www."+target, "CAA", `0 issue "other-ca.example"`)
+	e.set(name, "CAA", `0 issue "certdesk.example"`)
+	r := e.check(Request{Name: "www.d." + name}, RuleNotAuthorized)
+	if r.RelevantName != "www.d."+name+"." || strings.Join(r.AliasChain, " ") != "www."+target+"." {
+		t.Errorf("relevant %q via %v", r.RelevantName, r.AliasChain)
+	}
+}
+
+func TestIntegrationAliasLoopRefuses(t *testing.T) {
+	e := newEnv(t)
+	name := testenv.DNSName(t, e.s.Zones.Signed)
+	e.set(name, "CAA", `0 issue "certdesk.example"`)
+	e.set("a."+name, "CNAME", "b."+name+".")
+	e.set("b."+name, "CNAME", "a."+name+".")
+	// The resolver gives up on the loop (SERVFAIL); a chain too long inside
+	// one answer is refused by relevant() as well.
+	e.check(Request{Name: "a." + name}, RuleLookupFailed)
+}
