@@ -4,9 +4,9 @@
 //	go run ./scripts/dns start -dir .run/dns [-auth-port N -registry-port N -resolver-port N]
 //	go run ./scripts/dns stop -dir .run/dns
 //
-// start leaves the servers running, writes DIR/env (KEY=value lines) and
-// prints it; a stack already running in DIR is left alone and its env
-// printed again.
+// start leaves the servers running and writes DIR/env (KEY=value lines,
+// mode 0600: it holds the TSIG secret, so start prints only the addresses);
+// a stack already running in DIR is left alone.
 package main
 
 import (
@@ -37,15 +37,12 @@ func main() {
 	switch os.Args[1] {
 	case "start":
 		if dnsstack.Running(abs) {
-			b, err := os.ReadFile(envFile)
-			if err == nil {
-				fmt.Print(string(b))
+			if _, err := os.Stat(envFile); err == nil {
+				fmt.Printf("DNS stack already running in %s (env in %s)\n", abs, envFile)
 				return
 			}
-			_ = dnsstack.StopDir(abs)
-		} else {
-			_ = dnsstack.StopDir(abs) // a half-dead stack from an earlier run
 		}
+		_ = dnsstack.StopDir(abs) // a half-dead stack from an earlier run
 		s, err := dnsstack.Start(context.Background(), dnsstack.Config{Dir: abs, AuthPort: *auth,
 			RegistryPort: *registry, ResolverPort: *resolver, Detach: true})
 		if err != nil {
@@ -56,7 +53,8 @@ func main() {
 			_ = dnsstack.StopDir(abs)
 			fail(err)
 		}
-		fmt.Print(s.Env())
+		fmt.Printf("DNS stack running: resolver %s (validating), zones %s, %s, %s at %s, registry %s; env in %s\n",
+			s.ResolverAddr, s.Zones.Signed, s.Zones.Bogus, s.Zones.Unsigned, s.AuthAddr, s.RegistryAddr, envFile)
 	case "stop":
 		if err := dnsstack.StopDir(abs); err != nil {
 			fail(err)
