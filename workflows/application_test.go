@@ -52,10 +52,9 @@ func appMocks(env *testsuite.TestWorkflowEnvironment, statuses *[]string) {
 	}, nil).Maybe()
 }
 
-// testPerspectives are five remote perspectives in three RIR regions, as
-// BR §3.2.2.9 asks from 2026-12-15.
-var testPerspectives = []mpic.Perspective{{Name: "us-east", RIR: "ARIN"}, {Name: "eu-west", RIR: "RIPE"},
-	{Name: "ap-south", RIR: "APNIC"}, {Name: "us-west", RIR: "ARIN"}, {Name: "eu-north", RIR: "RIPE"}}
+// testPerspectives are the development set: five remote perspectives in
+// three RIR regions, as BR §3.2.2.9 asks from 2026-12-15.
+var testPerspectives = mpic.Development
 
 // perspectiveMocks lists testPerspectives and records the corroboration
 // rounds. Every remote check answers "valid" unless perspectiveOutcomes
@@ -367,7 +366,7 @@ func TestApplicationMPICRefusesTooManyDisagreeing(t *testing.T) {
 	var statuses []string
 	appMocks(env, &statuses)
 	recorded := recordedRounds
-	perspectiveOutcomes = map[string]string{"eu-west": activities.OutcomeInvalid, "ap-south": activities.OutcomeError}
+	perspectiveOutcomes = map[string]string{"eu-west": activities.OutcomeInvalid, "ap-northeast": activities.OutcomeError}
 	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
 	r := result(t, env)
 	if r.Status == status.AppIssued || !strings.Contains(r.Reason, "BR §3.2.2.9") || !strings.Contains(r.Reason, "not corroborated") {

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/config"
+	"certdesk/internal/mpic"
 	"certdesk/internal/pii"
 	"certdesk/internal/pki"
 	"certdesk/internal/store"
@@ -58,11 +58,7 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		"CERTDESK_CA_PASSPHRASE":   "test-passphrase",
 		"CERTDESK_STAFF_EMAIL":     "staff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@certdesk.test",
 	}
-	var persp []string
-	for _, p := range testPerspectives {
-		persp = append(persp, p.Name+":"+p.RIR)
-	}
-	env["CERTDESK_PERSPECTIVES"] = strings.Join(persp, ",")
+	env["CERTDESK_PERSPECTIVES"] = mpic.Format(testPerspectives)
 	root, _ := testenv.RepoRoot()
 	env["CERTDESK_REGISTRY_FILE"] = filepath.Join(root, "dev", "registry.json")
 	for k, v := range extra {

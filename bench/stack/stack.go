@@ -33,6 +33,7 @@ import (
 	"certdesk/internal/cases"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
+	"certdesk/internal/mpic"
 	"certdesk/internal/pki"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
@@ -286,6 +287,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		"CERTDESK_PUBLIC_BASE_URL":  "http://127.0.0.1:" + strconv.Itoa(httpPort2),
 		"CERTDESK_DCV_HTTP_PORT":    strconv.Itoa(httpPort),
 		"CERTDESK_DCV_DEV_NETWORKS": "127.0.0.0/8,::1/128",
+		"CERTDESK_PERSPECTIVES":     mpic.Format(mpic.Development),
 		"CERTDESK_DCV_RESOLVER":     dnsAddr,
 		"CERTDESK_REGISTRY_FILE":    filepath.Join(s.Root, "dev", "registry.json"),
 		"CERTDESK_STAFF_EMAIL":      "staff@bench.certdesk.jp",
@@ -337,6 +339,9 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 
 	if err := s.StartWorker(); err != nil {
+		return s, err
+	}
+	if err := s.StartPerspectives(); err != nil {
 		return s, err
 	}
 	if err := s.StartStarter(ctx); err != nil {
@@ -476,6 +481,19 @@ func (s *Stack) StartWorker() error {
 	p, err := s.startProc("worker", s.envList(), filepath.Join(s.AppBin, "worker"), "-role", "all", "-metrics-addr=")
 	s.Worker = p
 	return err
+}
+
+// StartPerspectives starts one bin/worker -role perspective per remote
+// perspective of CERTDESK_PERSPECTIVES (mpic.Development), each a process of
+// its own as in a real deployment.
+func (s *Stack) StartPerspectives() error {
+	for _, p := range mpic.Development {
+		if _, err := s.startProc("perspective-"+p.Name, s.envList(), filepath.Join(s.AppBin, "worker"),
+			"-role", "perspective", "-name", p.Name, "-rir", p.RIR, "-metrics-addr="); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StartStarter starts bin/starter and waits for /readyz.

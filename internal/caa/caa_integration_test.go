@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"certdesk/internal/testenv"
+
+	"certdesk/internal/dnsclient"
 )
 
 // The RFC 8659 cases of issue 14 against the real stack: Knot DNS serving
@@ -28,7 +30,7 @@ func newEnv(t *testing.T) *env {
 	s := testenv.DNS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	return &env{t: t, s: s, ctx: ctx, c: &Checker{Resolver: &Client{Address: s.ResolverAddr}, IssuerDomains: issuers}}
+	return &env{t: t, s: s, ctx: ctx, c: &Checker{Resolver: &dnsclient.Client{Address: s.ResolverAddr}, IssuerDomains: issuers}}
 }
 
 func (e *env) set(name, rrtype string, rdata ...string) {

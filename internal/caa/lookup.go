@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"certdesk/internal/dnsclient"
 )
 
 // Checker checks CAA through the CA's validating resolver.
 type Checker struct {
-	Resolver Resolver
+	Resolver dnsclient.Resolver
 	// IssuerDomains are the issuer domain names by which CAA records
 	// authorize this CA (its CP/CPS lists them), e.g. "certdesk.example".
 	IssuerDomains []string
@@ -49,7 +51,7 @@ func (c *Checker) Check(ctx context.Context, req Request) (Result, error) {
 
 	for name := dns.Fqdn(base); name != "."; name = parent(name) {
 		q := Query{Name: name, At: now().UTC()}
-		r, err := c.Resolver.Exchange(ctx, newQuery(name, dns.TypeCAA))
+		r, err := c.Resolver.Exchange(ctx, dnsclient.NewQuery(name, dns.TypeCAA))
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return Result{}, ctxErr
 		}

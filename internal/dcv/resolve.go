@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"certdesk/internal/dnsclient"
 )
 
-// resolver asks the CA's validating resolver. Every query sets the DO bit so
-// the resolver validates DNSSEC and says so; a bogus answer comes back as
-// SERVFAIL with an Extended DNS Error (RFC 8914), which refuses validation
-// (ballot SC-085). Insecure (unsigned) zones answer normally.
+// resolver asks the CA's validating resolver through dnsclient (DO set, CD
+// never): a bogus answer comes back as SERVFAIL with an Extended DNS Error
+// (RFC 8914), which refuses validation (ballot SC-085). Insecure (unsigned)
+// zones answer normally.
 type resolver struct {
 	addr    string
 	timeout time.Duration
@@ -37,16 +39,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	if r.addr == "" {
 		return nil, errors.New("no DNS resolver configured (CERTDESK_DCV_RESOLVER)")
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	m.SetEdns0(1232, true)
-	c := &dns.Client{Timeout: r.timeout}
-	in, _, err := c.ExchangeContext(ctx, m, r.addr)
-	if err == nil && in.Truncated {
-		c.Net = "tcp"
-		in, _, err = c.ExchangeContext(ctx, m, r.addr)
-	}
+	in, err := (&dnsclient.Client{Address: r.addr, Timeout: r.timeout}).Exchange(ctx, dnsclient.NewQuery(name, qtype))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %v", dns.TypeToString[qtype], name, err)
 	}

@@ -151,3 +151,21 @@ func Corroborate(primary Determination, remotes []Determination, at time.Time) D
 	}
 	return d
 }
+
+// Development is the perspective set of the local stacks (make run, the
+// tests, the benchmarks): five remote perspectives in three RIR regions, as
+// many as §3.2.2.9 asks from 2026-12-15. Locally they share one machine;
+// the RIR is where a real deployment would place each one.
+var Development = []Perspective{
+	{Name: "us-east", RIR: "ARIN"}, {Name: "eu-west", RIR: "RIPE"}, {Name: "ap-northeast", RIR: "APNIC"},
+	{Name: "us-west", RIR: "ARIN"}, {Name: "eu-central", RIR: "RIPE"},
+}
+
+// Format writes ps as CERTDESK_PERSPECTIVES takes them: name:RIR,….
+func Format(ps []Perspective) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Name + ":" + p.RIR
+	}
+	return strings.Join(s, ",")
+}

@@ -1,4 +1,8 @@
-package caa
+// Package dnsclient is the one way CertDesk asks the CA's validating
+// recursive resolver: queries with the DO bit and never CD, UDP with a TCP
+// retry on truncation, SERVFAIL and transport errors retried. Domain
+// validation (internal/dcv) and CAA (internal/caa) both use it.
+package dnsclient
 
 import (
 	"context"
@@ -77,10 +81,10 @@ func (c *Client) once(ctx context.Context, m *dns.Msg, timeout time.Duration) (*
 	return r, nil
 }
 
-// newQuery is a recursive query with the DO bit (so the resolver reports
+// NewQuery is a recursive query with the DO bit (so the resolver reports
 // the validation outcome in AD, RFC 6840 §5.7) and without CD: the
 // resolver must validate.
-func newQuery(name string, qtype uint16) *dns.Msg {
+func NewQuery(name string, qtype uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
