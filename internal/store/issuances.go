@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -82,6 +83,9 @@ func (s *Store) WithIssuanceLock(ctx context.Context, applicationID string, fn f
 	defer conn.Close()
 	lock := issuanceLockKey(applicationID)
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lock); err != nil {
+		// A wait cancelled just as the lock was granted would leave the
+		// lock held by a pooled session: drop the session instead.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		return fmt.Errorf("store: issuance lock of %s: %w", applicationID, err)
 	}
 	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, lock) //nolint:errcheck
