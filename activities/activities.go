@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/temporal"
 
 	"certdesk/internal/config"
@@ -23,7 +22,6 @@ import (
 // Activities carries the dependencies of the storage, email and validation
 // activities that run on the "certdesk" task queue. It holds no CA key.
 type Activities struct {
-	DB       *sqlx.DB
 	Store    *store.Store
 	Outbox   *mailer.Outbox
 	Config   *config.Config

@@ -15,6 +15,8 @@ import (
 	"certdesk/internal/dcv"
 	"certdesk/internal/pki"
 	"certdesk/internal/pki/problem"
+	"certdesk/internal/product"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 )
 
@@ -36,7 +38,7 @@ type CheckCSRResult struct {
 // non-retryable CSRRejected error whose message says what to fix.
 func (a *Activities) CheckCSR(ctx context.Context, in CheckCSRInput) (CheckCSRResult, error) {
 	req := &pki.Request{Profile: in.Product, CSR: []byte(in.CSRPEM), Domains: in.Domains, Subject: in.Subject}
-	if in.Product == "client-sign" {
+	if product.Client(in.Product) {
 		req.Email = in.Email
 	}
 	csr, err := a.Profiles.CheckCSR(ctx, req, BlockedKeys(a.Store))
@@ -119,7 +121,7 @@ func (a *Activities) RecordApplication(ctx context.Context, in RecordApplication
 		ID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: subID, Product: in.Product,
 		Domains: in.Domains, CSR: der, SPKISHA256: spki, ValidityDays: in.ValidityDays,
 		AttestationTermsVersion: in.Attestation.TermsVersion, AttestationTruthful: true, AttestedAt: attested,
-		Status: store.AppReceived, WorkflowID: in.WorkflowID, DueAt: &due,
+		Status: status.AppReceived, WorkflowID: in.WorkflowID, DueAt: &due,
 	}); err != nil {
 		return RecordApplicationResult{}, storeErr(err, "application")
 	}
@@ -156,7 +158,7 @@ func (a *Activities) SetApplicationStatus(ctx context.Context, in ApplicationSta
 		}
 	}
 	// "issued" is written by StoreCertificate with the serial, atomically.
-	if in.Status != store.AppIssued {
+	if in.Status != status.AppIssued {
 		if err := a.Store.SetApplicationStatus(ctx, in.ApplicationID, in.Status, in.Reason); err != nil {
 			return storeErr(err, "application "+in.ApplicationID)
 		}
@@ -206,11 +208,11 @@ func (a *Activities) ValidateDomain(ctx context.Context, in DomainValidationInpu
 // SubjectFrom builds the certificate subject from the verified subscriber
 // data: DV carries the first domain only; OV the organisation; client-sign
 // the person's name (family name first, as entered).
-func SubjectFrom(s SubscriberData, product string) pki.Subject {
-	switch product {
-	case "server-ov":
+func SubjectFrom(s SubscriberData, prod string) pki.Subject {
+	switch prod {
+	case product.ServerOV:
 		return pki.Subject{Organization: s.Organization, Locality: s.Locality, Province: s.Province, Country: s.Country}
-	case "client-sign":
+	case product.ClientSign:
 		parts := strings.Fields(s.Name)
 		sub := pki.Subject{CommonName: s.Name, Organization: s.Organization, Country: s.Country}
 		if len(parts) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"certdesk/internal/disclosure"
 	"certdesk/internal/store"
 )
 
@@ -41,14 +42,14 @@ func (s *SigningActivities) SignDisclosurePackage(ctx context.Context, in SignDi
 			return res, storeErr(err, "disclosure package "+ref)
 		}
 		_ = s.Store.DeleteDisclosureDraft(ctx, in.RequestID)
-		res.PackageID, res.SHA256 = pkg.ID, DigestOf(pkg.JSON)
+		res.PackageID, res.SHA256 = pkg.ID, disclosure.DigestOf(pkg.JSON)
 		return res, nil
 	}
 	draft, err := s.Store.GetDisclosureDraft(ctx, in.RequestID)
 	if err != nil {
 		return res, storeErr(err, "disclosure draft of "+in.RequestID)
 	}
-	if got := DigestOf(draft.JSON); got != in.SHA256 || draft.SHA256 != in.SHA256 {
+	if got := disclosure.DigestOf(draft.JSON); got != in.SHA256 || draft.SHA256 != in.SHA256 {
 		return res, nonRetryable(ErrTypeInvalid, "disclosure draft of "+in.RequestID+" does not match the digest compiled; refusing to sign", nil)
 	}
 	if ds.NeedsRenewal(time.Now()) {

@@ -7,11 +7,11 @@ import (
 	"certdesk/internal/store"
 )
 
-// Inquiry kinds (O9).
+// Inquiry kinds (O9), as the store defines them.
 const (
-	InquiryKindInquiry       = "inquiry"
-	InquiryKindComplaint     = "complaint"
-	InquiryKindStopProvision = "stop_provision"
+	InquiryKindInquiry       = store.InquiryKindInquiry
+	InquiryKindComplaint     = store.InquiryKindComplaint
+	InquiryKindStopProvision = store.InquiryKindStopProvision
 )
 
 // RecordInquiryInput is an inquiry as received.

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"certdesk/internal/mailer"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 )
 
@@ -51,7 +52,7 @@ func (a *Activities) AuthorizeRevocation(ctx context.Context, in AuthorizeRevoca
 		return RevocationTarget{}, nonRetryable(ErrTypeNotAuthorized, "unknown requester kind "+in.RequesterKind, nil)
 	}
 	t := RevocationTarget{Serial: c.Serial, Issuer: c.Issuer, Shard: c.CRLShard, ResellerID: c.ResellerID,
-		SubscriberID: c.SubscriberID, SPKISHA256: hex.EncodeToString(c.SPKISHA256), AlreadyRevoked: c.Status == "revoked"}
+		SubscriberID: c.SubscriberID, SPKISHA256: hex.EncodeToString(c.SPKISHA256), AlreadyRevoked: c.Status == status.CertRevoked}
 	if t.AlreadyRevoked {
 		if r, err := a.Store.GetRevocation(ctx, c.Serial); err == nil && r.RevokedAt != nil {
 			t.RevokedAt = *r.RevokedAt
@@ -131,7 +132,7 @@ func (a *Activities) BlockKey(ctx context.Context, in BlockKeyInput) ([]string, 
 	}
 	var out []string
 	for _, r := range refs {
-		if r.Serial != strings.ToLower(in.Serial) && r.Status == "valid" {
+		if r.Serial != strings.ToLower(in.Serial) && r.Status == status.CertValid {
 			out = append(out, r.Serial)
 		}
 	}

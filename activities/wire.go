@@ -31,8 +31,9 @@ func OpenStore(cfg *config.Config, pool *sqlx.DB) (*store.Store, *pii.BlindIndex
 }
 
 // New wires the storage, email and validation activities from cfg. The
-// worker and the integration tests build them the same way.
-func New(cfg *config.Config, pool *sqlx.DB, st *store.Store, bidx *pii.BlindIndex, log *slog.Logger) (*Activities, error) {
+// worker and the integration tests build them the same way. pool is not
+// used any more (every query goes through st); it stays for the callers.
+func New(cfg *config.Config, _ *sqlx.DB, st *store.Store, bidx *pii.BlindIndex, log *slog.Logger) (*Activities, error) {
 	sender, err := mailer.NewSender(mailer.FromConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("mailer: %w", err)
@@ -46,7 +47,7 @@ func New(cfg *config.Config, pool *sqlx.DB, st *store.Store, bidx *pii.BlindInde
 		return nil, err
 	}
 	a := &Activities{
-		DB: pool, Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
+		Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
 		DCV: validator, Profiles: profiles, BlindIndex: bidx,
 	}
 	if cfg.RegistryFile != "" {

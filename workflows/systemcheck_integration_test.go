@@ -15,6 +15,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/cases"
 	"certdesk/internal/config"
+	"certdesk/internal/store"
 	"certdesk/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func TestSystemCheckOnRealStack(t *testing.T) {
 	queue := "systemcheck-" + t.Name()
 	w := worker.New(tc, queue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	w.RegisterWorkflow(SystemCheck)
-	w.RegisterActivity(&activities.Activities{DB: pool, Config: cfg})
+	w.RegisterActivity(&activities.Activities{Store: store.New(pool, nil, nil), Config: cfg})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
 	"certdesk/internal/testenv"
 )
 
@@ -165,11 +167,11 @@ func samples(t testing.TB) map[Notice]struct {
 	staff := StaffCaseData{CaseType: "revocation", CaseID: "0A1B2C3D", WorkflowID: "revocation/0A1B2C3D",
 		DueAt: t0.Add(24 * time.Hour), TemporalUIURL: "http://127.0.0.1:8233", Namespace: "default", Note: "waiting for authorisation"}
 	return map[Notice]s{
-		ApplicationReceived: {ApplicationReceivedData{Organization: "株式会社サンプル", ApplicationID: "APP-1001", Product: ProductServerOV, ReceivedAt: t0},
+		ApplicationReceived: {ApplicationReceivedData{Organization: "株式会社サンプル", ApplicationID: "APP-1001", Product: product.ServerOV, ReceivedAt: t0},
 			"証明書のお申し込みを、以下のとおり受け付けました。", "We have received your certificate application as follows."},
 		VerificationCode: {VerificationCodeData{Code: "042917", ExpiryMinutes: 10, MaxAttempts: 5},
 			"ご本人様確認のための確認コードをお知らせいたします。", "Here is your verification code for identity verification."},
-		ReviewIssued: {ReviewIssuedData{Organization: "株式会社サンプル", ApplicationID: "APP-1001", Product: ProductServerOV, Serial: "0A1B2C3D",
+		ReviewIssued: {ReviewIssuedData{Organization: "株式会社サンプル", ApplicationID: "APP-1001", Product: product.ServerOV, Serial: "0A1B2C3D",
 			NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), CertificatePEM: certPEM(t)},
 			"お申し込みいただいた証明書の審査が完了し、証明書を発行いたしました。", "The review of your application is complete and your certificate has been issued."},
 		ReviewRejected: {ReviewRejectedData{Organization: "株式会社サンプル", ApplicationID: "APP-1002", Reason: "登記事項証明書の組織名と申請の組織名が一致しません。"},
@@ -183,11 +185,11 @@ func samples(t testing.TB) map[Notice]struct {
 			NewApplicationID: "APP-1003", ChangedFields: []string{"organization_name"}},
 			"証明書の記載事項は発行後に変更することができないため、以下のとおり対応いたしました。",
 			"Because a certificate cannot be changed after issuance, we have done the following."},
-		RevocationAccepted: {RevocationAcceptedData{Organization: "株式会社サンプル", RequestID: "REV-3", Serial: "0A1B2C3D", Reason: ReasonKeyCompromise,
+		RevocationAccepted: {RevocationAcceptedData{Organization: "株式会社サンプル", RequestID: "REV-3", Serial: "0A1B2C3D", Reason: revocation.KeyCompromise,
 			ReceivedAt: t0, Deadline: t0.Add(24 * time.Hour)},
 			"証明書の取消のご請求を受け付けました。本メールは、ご請求に対する最初のご報告です。",
 			"This message is our first report on the request."},
-		RevocationDone: {RevocationDoneData{Organization: "株式会社サンプル", Serial: "0A1B2C3D", Reason: ReasonSuperseded, RevokedAt: t0},
+		RevocationDone: {RevocationDoneData{Organization: "株式会社サンプル", Serial: "0A1B2C3D", Reason: revocation.Superseded, RevokedAt: t0},
 			"以下の証明書の取消が完了しましたので、お知らせいたします。", "The following certificate has been revoked."},
 		DisclosureReady: {DisclosureReadyData{RequestID: "DIS-5", DownloadURL: "https://certdesk.example/v1/disclosures/tok_abc", ExpiresAt: t0.Add(7 * 24 * time.Hour)},
 			"保有個人データの開示のご請求につきまして、開示資料のご用意ができましたのでお知らせいたします。",
@@ -204,6 +206,8 @@ func samples(t testing.TB) map[Notice]struct {
 		DisclosureClosed: {DisclosureClosedData{RequestID: "DIS-9"},
 			"所定の期間内にご本人確認を完了することができなかったため、手続きを終了いたしました。",
 			"because your identity could not be verified within the time allowed."},
+		SystemCheck: {SystemCheckData{CheckID: "chk-1", WorkflowID: "system-check/chk-1"},
+			"システムチェック chk-1 は正常に完了しました。", "System check chk-1 passed."},
 		StaffReminder: {staff,
 			"以下の案件の対応期限が近づいています。期限までに対応をお願いいたします。",
 			"The following case is due soon. Please deal with it before the deadline."},

@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
 )
 
 // Notice names one kind of email. Its value is also the template file stem
@@ -37,6 +40,7 @@ const (
 	PolicyRevision      Notice = "policy_revision"         // PolicyRevisionData
 	InquiryAcknowledged Notice = "inquiry_acknowledged"    // InquiryAcknowledgedData
 	InquiryAnswered     Notice = "inquiry_answered"        // InquiryAnsweredData
+	SystemCheck         Notice = "system_check"            // SystemCheckData (to staff: the stack works end to end)
 )
 
 // dataTypes maps each notice to the one Go type its data must have.
@@ -59,6 +63,7 @@ var dataTypes = map[Notice]reflect.Type{
 	PolicyRevision:      reflect.TypeFor[PolicyRevisionData](),
 	InquiryAcknowledged: reflect.TypeFor[InquiryAcknowledgedData](),
 	InquiryAnswered:     reflect.TypeFor[InquiryAnsweredData](),
+	SystemCheck:         reflect.TypeFor[SystemCheckData](),
 }
 
 // Notices lists every notice, sorted.
@@ -114,13 +119,6 @@ func checkData(n Notice, data any) (any, error) {
 	}
 	return d, nil
 }
-
-// Products, as in the application API.
-const (
-	ProductServerDV   = "server-dv"
-	ProductServerOV   = "server-ov"
-	ProductClientSign = "client-sign"
-)
 
 // ApplicationReceivedData: an application from a reseller was recorded.
 type ApplicationReceivedData struct {
@@ -230,43 +228,10 @@ func (d CorrectionReissueData) validate() error {
 		requiredTime("RevokedAt", d.RevokedAt), required("NewApplicationID", d.NewApplicationID))
 }
 
-// RevocationReason is an RFC 5280 CRLReason code; BR §7.2.2 allows only
-// 0, 1, 3, 4, 5 and 9.
-type RevocationReason int
-
-// Allowed revocation reasons.
-const (
-	ReasonUnspecified          RevocationReason = 0
-	ReasonKeyCompromise        RevocationReason = 1
-	ReasonAffiliationChanged   RevocationReason = 3
-	ReasonSuperseded           RevocationReason = 4
-	ReasonCessationOfOperation RevocationReason = 5
-	ReasonPrivilegeWithdrawn   RevocationReason = 9
-)
-
-var reasonLabels = map[RevocationReason][3]string{
-	ReasonUnspecified:          {"unspecified", "理由の指定なし", "unspecified"},
-	ReasonKeyCompromise:        {"keyCompromise", "秘密鍵の危殆化", "key compromise"},
-	ReasonAffiliationChanged:   {"affiliationChanged", "証明書記載事項の変更", "affiliation changed"},
-	ReasonSuperseded:           {"superseded", "新しい証明書への置き換え", "superseded"},
-	ReasonCessationOfOperation: {"cessationOfOperation", "証明書の利用終了", "cessation of operation"},
-	ReasonPrivilegeWithdrawn:   {"privilegeWithdrawn", "権限の喪失", "privilege withdrawn"},
-}
-
-func (r RevocationReason) validate() error {
-	if _, ok := reasonLabels[r]; !ok {
-		return fmt.Errorf("revocation reason %d is not allowed (BR §7.2.2: 0, 1, 3, 4, 5, 9)", int(r))
-	}
-	return nil
-}
-
-// String is the RFC 5280 name, e.g. "keyCompromise".
-func (r RevocationReason) String() string {
-	if l, ok := reasonLabels[r]; ok {
-		return l[0]
-	}
-	return fmt.Sprintf("reason(%d)", int(r))
-}
+// RevocationReason is the CRLReason of revocation notices. It is the
+// revocation vocabulary's Reason itself, so its codes, names and notice
+// wording are defined once; in workflow payloads it stays a JSON number.
+type RevocationReason = revocation.Reason
 
 // RevocationAcceptedData: the first report to the requester (BR §4.9.5,
 // within 24 hours of the request).
@@ -280,7 +245,7 @@ type RevocationAcceptedData struct {
 }
 
 func (d RevocationAcceptedData) validate() error {
-	return all(required("RequestID", d.RequestID), hexSerial("Serial", d.Serial), d.Reason.validate(),
+	return all(required("RequestID", d.RequestID), hexSerial("Serial", d.Serial), d.Reason.Validate(),
 		requiredTime("ReceivedAt", d.ReceivedAt), requiredTime("Deadline", d.Deadline))
 }
 
@@ -293,7 +258,7 @@ type RevocationDoneData struct {
 }
 
 func (d RevocationDoneData) validate() error {
-	return all(hexSerial("Serial", d.Serial), d.Reason.validate(), requiredTime("RevokedAt", d.RevokedAt))
+	return all(hexSerial("Serial", d.Serial), d.Reason.Validate(), requiredTime("RevokedAt", d.RevokedAt))
 }
 
 // DisclosureReadyData: the disclosure package can be downloaded until
@@ -438,6 +403,17 @@ func (d InquiryAnsweredData) validate() error {
 	return all(required("InquiryID", d.InquiryID), required("Answer", d.Answer))
 }
 
+// SystemCheckData: an end-to-end system check passed (workflow, database,
+// email). No personal data.
+type SystemCheckData struct {
+	CheckID    string
+	WorkflowID string
+}
+
+func (d SystemCheckData) validate() error {
+	return all(required("CheckID", d.CheckID), required("WorkflowID", d.WorkflowID))
+}
+
 // FieldLabels maps correction field keys to their Japanese and English labels.
 var FieldLabels = map[string][2]string{
 	"organization_name":   {"組織名", "organisation name"},
@@ -456,9 +432,9 @@ var FieldLabels = map[string][2]string{
 }
 
 var productLabels = map[string][2]string{
-	ProductServerDV:   {"サーバー証明書（ドメイン認証）", "TLS server certificate (domain validated)"},
-	ProductServerOV:   {"サーバー証明書（組織認証）", "TLS server certificate (organisation validated)"},
-	ProductClientSign: {"電子署名用クライアント証明書", "e-signature client certificate"},
+	product.ServerDV:   {"サーバー証明書（ドメイン認証）", "TLS server certificate (domain validated)"},
+	product.ServerOV:   {"サーバー証明書（組織認証）", "TLS server certificate (organisation validated)"},
+	product.ClientSign: {"電子署名用クライアント証明書", "e-signature client certificate"},
 }
 
 var caseLabels = map[string][2]string{
@@ -511,8 +487,8 @@ func hexSerial(name, v string) error {
 }
 
 func knownProduct(p string) error {
-	if _, ok := productLabels[p]; !ok {
-		return fmt.Errorf("Product %q is not one of server-dv, server-ov, client-sign", p)
+	if !product.Valid(p) {
+		return fmt.Errorf("Product %q is not one of %s", p, strings.Join(product.All(), ", "))
 	}
 	return nil
 }

@@ -130,8 +130,8 @@ var funcs = map[string]any{
 	"caseEN":    func(c string) string { return label(caseLabels, c, 1) },
 	"fieldJA":   func(f string) string { return label(FieldLabels, f, 0) },
 	"fieldEN":   func(f string) string { return label(FieldLabels, f, 1) },
-	"reasonJA":  func(r RevocationReason) string { return reasonLabels[r][1] },
-	"reasonEN":  func(r RevocationReason) string { return reasonLabels[r][2] },
+	"reasonJA":  func(r RevocationReason) string { return r.Japanese() },
+	"reasonEN":  func(r RevocationReason) string { return r.English() },
 	"groundJA":  func(g DisclosureGround) string { return groundLabels[g][0] },
 	"groundEN":  func(g DisclosureGround) string { return groundLabels[g][1] },
 	"lines": func(s string) []string {

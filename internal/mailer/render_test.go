@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"certdesk/internal/product"
 )
 
 func TestEveryNoticeHasSampleAndTemplates(t *testing.T) {
@@ -74,7 +76,7 @@ func TestRenderAllNotices(t *testing.T) {
 }
 
 func TestRenderTimesInJSTAndUTC(t *testing.T) {
-	r, err := Render(ApplicationReceived, ApplicationReceivedData{ApplicationID: "A", Product: ProductServerDV, ReceivedAt: t0})
+	r, err := Render(ApplicationReceived, ApplicationReceivedData{ApplicationID: "A", Product: product.ServerDV, ReceivedAt: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestRenderTimesInJSTAndUTC(t *testing.T) {
 	}
 	// A UTC time late in the evening is the next day in Japan.
 	late := t0.Add(12 * 60 * 60 * 1e9) // 17:03 UTC = 02:03 JST Tuesday
-	r, _ = Render(ApplicationReceived, ApplicationReceivedData{ApplicationID: "A", Product: ProductServerDV, ReceivedAt: late})
+	r, _ = Render(ApplicationReceived, ApplicationReceivedData{ApplicationID: "A", Product: product.ServerDV, ReceivedAt: late})
 	if !strings.Contains(r.Text, "2026年10月6日（火）02:03（日本時間）／2026-10-05 17:03 UTC") {
 		t.Errorf("late time:\n%s", r.Text)
 	}
@@ -109,7 +111,7 @@ func TestRenderWrongData(t *testing.T) {
 	}{
 		"code":     {VerificationCode, VerificationCodeData{Code: "12345a", ExpiryMinutes: 10}, "Code must be 6 digits"},
 		"expiry":   {VerificationCode, VerificationCodeData{Code: "123456"}, "ExpiryMinutes"},
-		"pem":      {ReviewIssued, ReviewIssuedData{ApplicationID: "a", Product: ProductServerDV, Serial: "01", NotAfter: t0, CertificatePEM: []byte("nope")}, "CertificatePEM"},
+		"pem":      {ReviewIssued, ReviewIssuedData{ApplicationID: "a", Product: product.ServerDV, Serial: "01", NotAfter: t0, CertificatePEM: []byte("nope")}, "CertificatePEM"},
 		"serial":   {RevocationDone, RevocationDoneData{Serial: "xyz", RevokedAt: t0}, "hex serial"},
 		"reason":   {RevocationDone, RevocationDoneData{Serial: "01", Reason: 6, RevokedAt: t0}, "revocation reason 6 is not allowed"},
 		"ground":   {DisclosureRefused, DisclosureRefusedData{RequestID: "r", Ground: 4}, "Art. 33(2)"},

@@ -3,7 +3,6 @@ package pki
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -68,10 +67,4 @@ func (d *DocumentSigner) SignDetached(content []byte) ([]byte, error) {
 	}
 	sd.Detach()
 	return sd.Finish()
-}
-
-// CMSToPEM wraps a DER CMS structure as PEM ("-----BEGIN CMS-----"), the
-// form `openssl cms -inform PEM` reads.
-func CMSToPEM(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
 }

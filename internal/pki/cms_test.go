@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"encoding/pem"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func checkDocumentSigner(t *testing.T, ca *CA, dir string) {
 	}
 	pkgFile := writeFile(t, dir, "package.json", pkg)
 	sigFile := writeFile(t, dir, "package.json.p7s", sig)
-	pemFile := writeFile(t, dir, "package.json.p7s.pem", CMSToPEM(sig))
+	pemFile := writeFile(t, dir, "package.json.p7s.pem", pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig}))
 	root := filepath.Join(ca.Dir(), "root.pem")
 
 	out := openssl(t, dir, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", pkgFile, "-CAfile", root, "-out", filepath.Join(dir, "out"))

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -220,7 +219,7 @@ func (x *OCSPIndex) Match(req *ocsp.Request) (string, bool) {
 
 // OCSPLookup returns the signed response for a serial of an issuer, or
 // ErrNotIssued. The front end implements it over stored, pre-signed
-// responses; LiveOCSP implements it by signing on demand.
+// responses.
 type OCSPLookup interface {
 	OCSPResponse(ctx context.Context, issuerID string, serial *big.Int) ([]byte, error)
 }
@@ -248,62 +247,4 @@ func RespondOCSP(ctx context.Context, reqDER []byte, index *OCSPIndex, lookup OC
 		return ocsp.InternalErrorErrorResponse, fmt.Errorf("OCSP lookup for issuer %s: %w", id, err)
 	}
 	return resp, nil
-}
-
-// OCSPStatusSource gives the status of a serial, or ErrNotIssued.
-type OCSPStatusSource interface {
-	CertStatus(ctx context.Context, issuerID string, serial *big.Int) (CertStatus, error)
-}
-
-// LiveOCSP is an OCSPLookup that signs on demand with the issuers'
-// responders (signing worker, tests, or a fallback when no pre-signed
-// response is stored).
-type LiveOCSP struct {
-	mu         sync.RWMutex
-	responders map[string]*OCSPResponder
-	Status     OCSPStatusSource
-	// Now defaults to time.Now.
-	Now func() time.Time
-}
-
-// NewLiveOCSP returns a LiveOCSP over responders.
-func NewLiveOCSP(status OCSPStatusSource, responders ...*OCSPResponder) *LiveOCSP {
-	l := &LiveOCSP{responders: map[string]*OCSPResponder{}, Status: status}
-	for _, r := range responders {
-		l.responders[r.issuerID] = r
-	}
-	return l
-}
-
-// SetResponder installs a (renewed) responder.
-func (l *LiveOCSP) SetResponder(r *OCSPResponder) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.responders[r.issuerID] = r
-}
-
-// OCSPResponse implements OCSPLookup.
-func (l *LiveOCSP) OCSPResponse(ctx context.Context, issuerID string, serial *big.Int) ([]byte, error) {
-	l.mu.RLock()
-	r := l.responders[issuerID]
-	l.mu.RUnlock()
-	if r == nil {
-		return nil, ErrNotIssued
-	}
-	st, err := l.Status.CertStatus(ctx, issuerID, serial)
-	if err != nil {
-		return nil, err
-	}
-	if st.Serial == nil || st.Serial.Cmp(serial) != 0 {
-		return nil, fmt.Errorf("status source returned serial %v for %x", st.Serial, serial)
-	}
-	now := time.Now
-	if l.Now != nil {
-		now = l.Now
-	}
-	s, err := r.Sign(st, now())
-	if err != nil {
-		return nil, err
-	}
-	return s.DER, nil
 }

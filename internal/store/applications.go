@@ -8,20 +8,25 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"certdesk/internal/status"
 )
 
-// Application statuses.
+// Application statuses, kept for callers outside the store that still say
+// store.AppX.
+//
+// Deprecated: use the status package (status.AppReceived, ...).
 const (
-	AppReceived          = "received"
-	AppValidating        = "validating"
-	AppVerifyingIdentity = "verifying_identity"
-	AppAwaitingReview    = "awaiting_review"
-	AppIssuing           = "issuing"
-	AppIssued            = "issued"
-	AppRejected          = "rejected"
-	AppWithdrawn         = "withdrawn"
-	AppExpired           = "expired"
-	AppFailed            = "failed"
+	AppReceived          = status.AppReceived
+	AppValidating        = status.AppValidating
+	AppVerifyingIdentity = status.AppVerifyingIdentity
+	AppAwaitingReview    = status.AppAwaitingReview
+	AppIssuing           = status.AppIssuing
+	AppIssued            = status.AppIssued
+	AppRejected          = status.AppRejected
+	AppWithdrawn         = status.AppWithdrawn
+	AppExpired           = status.AppExpired
+	AppFailed            = status.AppFailed
 )
 
 // appTransitions lists, for each target status, the statuses it may be
@@ -30,14 +35,14 @@ const (
 // started: from issuing the only ways out are issued or failed. "issued" is
 // reached only through StoreCertificate, which records the certificate.
 var appTransitions = map[string][]string{
-	AppValidating:        {AppReceived},
-	AppVerifyingIdentity: {AppReceived, AppValidating},
-	AppAwaitingReview:    {AppReceived, AppValidating, AppVerifyingIdentity},
-	AppIssuing:           {AppReceived, AppValidating, AppVerifyingIdentity, AppAwaitingReview},
-	AppRejected:          {AppReceived, AppValidating, AppVerifyingIdentity, AppAwaitingReview},
-	AppWithdrawn:         {AppReceived, AppValidating, AppVerifyingIdentity, AppAwaitingReview},
-	AppExpired:           {AppReceived, AppValidating, AppVerifyingIdentity, AppAwaitingReview},
-	AppFailed:            {AppReceived, AppValidating, AppVerifyingIdentity, AppAwaitingReview, AppIssuing},
+	status.AppValidating:        {status.AppReceived},
+	status.AppVerifyingIdentity: {status.AppReceived, status.AppValidating},
+	status.AppAwaitingReview:    {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity},
+	status.AppIssuing:           {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview},
+	status.AppRejected:          {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview},
+	status.AppWithdrawn:         {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview},
+	status.AppExpired:           {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview},
+	status.AppFailed:            {status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview, status.AppIssuing},
 }
 
 // Application is a certificate application (O1) with its CSR decrypted.
@@ -179,7 +184,7 @@ func (s *Store) ListApplicationsBySubscriber(ctx context.Context, subscriberID s
 func (s *Store) SetApplicationStatus(ctx context.Context, id, to, reason string) error {
 	from, ok := appTransitions[to]
 	if !ok {
-		if to == AppIssued {
+		if to == status.AppIssued {
 			return fmt.Errorf("%w: an application becomes issued only through StoreCertificate", ErrInvalidTransition)
 		}
 		return fmt.Errorf("%w: unknown application status %q", ErrInvalidTransition, to)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"certdesk/internal/status"
 )
 
 func TestResellers(t *testing.T) {
@@ -52,7 +54,7 @@ func TestApplicationLifecycleAndScoping(t *testing.T) {
 	}
 	got, err := s.GetApplicationForReseller(bg, "app_1", "rs_a")
 	must(t, err)
-	if string(got.CSR) != "csr-der-app_1" || got.Status != AppReceived || got.Domains[0] != "www.example.jp" {
+	if string(got.CSR) != "csr-der-app_1" || got.Status != status.AppReceived || got.Domains[0] != "www.example.jp" {
 		t.Fatalf("%+v", got)
 	}
 	if _, err := s.GetSubscriberForReseller(bg, "sb_1", "rs_b"); !errors.Is(err, ErrNotFound) {
@@ -72,19 +74,19 @@ func TestApplicationLifecycleAndScoping(t *testing.T) {
 		t.Fatalf("false attestation accepted: %v", err)
 	}
 
-	must(t, s.SetApplicationStatus(bg, "app_1", AppValidating, ""))
-	must(t, s.SetApplicationStatus(bg, "app_1", AppAwaitingReview, ""))
-	if err := s.SetApplicationStatus(bg, "app_1", AppValidating, ""); !errors.Is(err, ErrInvalidTransition) {
+	must(t, s.SetApplicationStatus(bg, "app_1", status.AppValidating, ""))
+	must(t, s.SetApplicationStatus(bg, "app_1", status.AppAwaitingReview, ""))
+	if err := s.SetApplicationStatus(bg, "app_1", status.AppValidating, ""); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("backwards: %v", err)
 	}
-	if err := s.SetApplicationStatus(bg, "app_1", AppIssued, ""); !errors.Is(err, ErrInvalidTransition) {
+	if err := s.SetApplicationStatus(bg, "app_1", status.AppIssued, ""); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("issued without a certificate: %v", err)
 	}
-	must(t, s.SetApplicationStatus(bg, "app_1", AppIssuing, "approved by st_1"))
-	if err := s.SetApplicationStatus(bg, "app_1", AppWithdrawn, ""); !errors.Is(err, ErrInvalidTransition) {
+	must(t, s.SetApplicationStatus(bg, "app_1", status.AppIssuing, "approved by st_1"))
+	if err := s.SetApplicationStatus(bg, "app_1", status.AppWithdrawn, ""); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("withdrawn while signing: %v", err)
 	}
-	if err := s.SetApplicationStatus(bg, "nope", AppValidating, ""); !errors.Is(err, ErrNotFound) {
+	if err := s.SetApplicationStatus(bg, "nope", status.AppValidating, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown application: %v", err)
 	}
 
@@ -130,7 +132,7 @@ func TestApplicationLifecycleAndScoping(t *testing.T) {
 	must(t, s.StoreCertificate(bg, cert))
 	app, err := s.GetApplication(bg, "app_1")
 	must(t, err)
-	if app.Status != AppIssued || app.CertificateSerial != res.Serial {
+	if app.Status != status.AppIssued || app.CertificateSerial != res.Serial {
 		t.Fatalf("application after issuance: %s %s", app.Status, app.CertificateSerial)
 	}
 	if _, err := s.GetCertificateForReseller(bg, res.Serial, "rs_b"); !errors.Is(err, ErrNotFound) {

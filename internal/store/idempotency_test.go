@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"certdesk/internal/status"
 )
 
 // TestWritesAreIdempotent runs every write an activity uses twice with the
@@ -36,7 +38,7 @@ func TestWritesAreIdempotent(t *testing.T) {
 				AttestationTruthful: true, AttestedAt: now})
 		}},
 		{"SetApplicationStatus", "applications", "id = 'app_x' AND status = 'validating'", func() error {
-			return s.SetApplicationStatus(bg, "app_x", AppValidating, "checking domains")
+			return s.SetApplicationStatus(bg, "app_x", status.AppValidating, "checking domains")
 		}},
 		{"EnsureDomainValidation", "domain_validations", "application_id = 'app_x'", func() error {
 			_, err := s.EnsureDomainValidation(bg, DomainValidation{ApplicationID: "app_x", Domain: "WWW.Example.JP.", Method: "http-01", Token: "tok"})

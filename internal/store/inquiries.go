@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// Inquiry kinds (O9): the inquiries.kind column.
+const (
+	InquiryKindInquiry       = "inquiry"
+	InquiryKindComplaint     = "complaint"
+	InquiryKindStopProvision = "stop_provision" // a request to stop provision to third parties
+)
+
 // Inquiry is an inquiry, complaint or request to stop provision to third
 // parties (O9). Contact and body are encrypted; if the contact is an email
 // address it is also blind-indexed so a disclosure finds it.

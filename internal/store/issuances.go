@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
+
+	"certdesk/internal/db"
 )
 
 // ErrSerialTaken: the candidate serial is reserved by another application
@@ -50,4 +54,49 @@ func (s *Store) GetIssuance(ctx context.Context, applicationID string) (Issuance
 	var out Issuance
 	err := s.db.GetContext(ctx, &out, `SELECT application_id, serial, reserved_at FROM issuances WHERE application_id = $1`, applicationID)
 	return out, notFoundOrNil(err, "issuance of application %s", applicationID)
+}
+
+// issuanceSlots bounds the issuance locks held at once in this process.
+// Each holder keeps one pooled connection for its lock and needs a second
+// for its reads and writes: with as many holders as the pool has
+// connections, all would wait for each other. At most half the pool holds
+// locks.
+var issuanceSlots = make(chan struct{}, db.MaxOpenConns/2)
+
+// WithIssuanceLock runs fn while holding the advisory lock of one
+// application's issuance, so that concurrent or retried signings of the
+// same application run one after the other (the second then finds the
+// first's certificate). The lock is a session lock on a dedicated pooled
+// connection, released when fn returns; fn's own queries use other
+// connections. It waits for a free slot and for the lock, or for ctx.
+func (s *Store) WithIssuanceLock(ctx context.Context, applicationID string, fn func(ctx context.Context) error) error {
+	select {
+	case issuanceSlots <- struct{}{}:
+		defer func() { <-issuanceSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	lock := issuanceLockKey(applicationID)
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lock); err != nil {
+		// A wait cancelled just as the lock was granted would leave the
+		// lock held by a pooled session: drop the session instead.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		return fmt.Errorf("store: issuance lock of %s: %w", applicationID, err)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, lock) //nolint:errcheck
+	return fn(ctx)
+}
+
+// issuanceLockKey is the advisory lock key of an application's issuance:
+// FNV-1a of "issue:<id>", shifted to a non-negative int64. Workers of every
+// version must derive the same key, or two could sign at once.
+func issuanceLockKey(applicationID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("issue:" + applicationID))
+	return int64(h.Sum64() >> 1)
 }

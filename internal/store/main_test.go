@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"certdesk/internal/pii"
+	"certdesk/internal/status"
 	"certdesk/internal/testenv"
 )
 
@@ -109,7 +110,7 @@ func (f fx) application(t *testing.T, id string) Application {
 func (f fx) issue(t *testing.T, id, issuer string, shard int, notBefore time.Time) Certificate {
 	t.Helper()
 	a := f.application(t, id)
-	must(t, f.s.SetApplicationStatus(bg, id, AppIssuing, ""))
+	must(t, f.s.SetApplicationStatus(bg, id, status.AppIssuing, ""))
 	res, err := f.s.ReserveSerial(bg, id, randomSerial())
 	must(t, err)
 	c := Certificate{Serial: res.Serial, Issuer: issuer, DER: []byte("der-" + id), NotBefore: notBefore,

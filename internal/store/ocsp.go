@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"certdesk/internal/status"
 )
 
 // OCSPResponse is a pre-signed OCSP response for one serial.
@@ -42,7 +44,7 @@ func (s *Store) UpsertOCSPBatch(ctx context.Context, rs []OCSPResponse) (int, er
 	this := make([]string, len(rs))
 	next := make([]string, len(rs))
 	for i, r := range rs {
-		if r.Status != "good" && r.Status != "revoked" {
+		if r.Status != status.OCSPGood && r.Status != status.OCSPRevoked {
 			return 0, fmt.Errorf("store: OCSP status for %s must be good or revoked (unknown serials get no stored response), not %q", r.Serial, r.Status)
 		}
 		serials[i], ders[i], statuses[i] = NormalizeSerial(r.Serial), r.DER, r.Status

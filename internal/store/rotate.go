@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"certdesk/internal/pii"
@@ -151,18 +150,6 @@ func (s *Store) KeyIDCounts(ctx context.Context) (map[string]int, error) {
 		out[r.ID] = r.N
 	}
 	return out, nil
-}
-
-// EncryptedColumns lists every encrypted column as "table.column", sorted.
-func EncryptedColumns() []string {
-	var out []string
-	for _, t := range encryptedTables {
-		for _, c := range t.columns {
-			out = append(out, t.table+"."+c)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func asString(v any) string {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"time"
+
+	"certdesk/internal/product"
 )
 
 // SeedSpec describes synthetic certificates for load tests and benchmarks.
@@ -29,7 +31,7 @@ func (s *Store) SeedCertificates(ctx context.Context, spec SeedSpec) error {
 		return fmt.Errorf("store: seed: N, Issuer, Shards, SerialBase and ResellerID are required")
 	}
 	if spec.Product == "" {
-		spec.Product = "server-dv"
+		spec.Product = product.ServerDV
 	}
 	subID := fmt.Sprintf("sub_seed_%x", spec.SerialBase)
 	if err := s.UpsertSubscriber(ctx, Subscriber{ID: subID, ResellerID: spec.ResellerID, Name: "seed", Email: subID + "@seed.invalid", Country: "JP"}); err != nil {

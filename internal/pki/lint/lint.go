@@ -24,7 +24,6 @@ import (
 	zx509 "github.com/zmap/zcrypto/x509"
 	zlint "github.com/zmap/zlint/v3"
 	zl "github.com/zmap/zlint/v3/lint"
-	"golang.org/x/crypto/ocsp"
 
 	"certdesk/internal/pki/problem"
 )
@@ -150,20 +149,6 @@ func CertificateDER(der []byte, exclude []string) error {
 	return check("certificate", zlint.LintCertificateEx(c, reg))
 }
 
-// RevocationListDER lints a signed CRL. caCRL selects the 12-month
-// nextUpdate limit of CRLs covering CA certificates instead of 10 days.
-func RevocationListDER(der []byte, caCRL bool) error {
-	reg, err := registry(nil, crlConfig(caCRL))
-	if err != nil {
-		return err
-	}
-	r, err := zx509.ParseRevocationList(der)
-	if err != nil {
-		return fmt.Errorf("zcrypto cannot parse the CRL: %w", err)
-	}
-	return check("CRL", zlint.LintRevocationListEx(r, reg))
-}
-
 func crlConfig(caCRL bool) string {
 	if caCRL {
 		return "[e_crl_next_update_invalid]\nSubscriberCRL = false\n"
@@ -266,27 +251,4 @@ func (l *Linter) RevocationList(tmpl *x509.RevocationList, caCRL bool) error {
 		return fmt.Errorf("zcrypto cannot parse the CRL to be issued: %w", err)
 	}
 	return check("CRL", zlint.LintRevocationListEx(r, reg))
-}
-
-// OCSPResponseDER lints a signed OCSP response.
-func OCSPResponseDER(der []byte) error {
-	reg, err := registry(nil, "")
-	if err != nil {
-		return err
-	}
-	r, err := parseOCSP(der)
-	if err != nil {
-		return err
-	}
-	return check("OCSP response", zlint.LintOcspResponseEx(r, reg))
-}
-
-func parseOCSP(der []byte) (*ocsp.Response, error) {
-	// nil issuer: parse without verifying, the responder's own tests
-	// verify signatures.
-	r, err := ocsp.ParseResponse(der, nil)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse the OCSP response: %w", err)
-	}
-	return r, nil
 }
