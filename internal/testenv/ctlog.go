@@ -486,6 +486,8 @@ func (c *CTLogs) writeList() error {
 		ll.Operators = append(ll.Operators, &loglist3.Operator{
 			Name:  l.Operator,
 			Email: []string{l.Name + "@certdesk.test"},
+			// Chrome's schema wants the array, even empty.
+			Logs: []*loglist3.Log{},
 			TiledLogs: []*loglist3.TiledLog{{
 				Description:   "CertDesk local TesseraCT log " + l.Name,
 				LogID:         l.ID[:],
