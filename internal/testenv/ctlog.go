@@ -570,3 +570,46 @@ func loadOrMakeRoot(dir string) (*x509.Certificate, crypto.Signer, error) {
 type ctQuiet struct{}
 
 func (ctQuiet) Printf(string, ...any) {}
+
+// EntryBundle fetches, through the monitoring URL, the Static CT API data
+// tile (c2sp.org/static-ct-api "entry bundle") holding the entry at index:
+// the full tile if published, else the partial one the latest checkpoint
+// covers.
+func (l *CTLog) EntryBundle(index uint64) ([]byte, error) {
+	size, err := l.TreeSize()
+	if err != nil {
+		return nil, err
+	}
+	if index >= size {
+		return nil, fmt.Errorf("CT log %s: entry %d not in the checkpoint (size %d)", l.Name, index, size)
+	}
+	n := index / 256
+	path := "/tile/data/" + tilePath(n)
+	if w := size - n*256; w < 256 {
+		path += fmt.Sprintf(".p/%d", w)
+	}
+	resp, err := http.Get(l.MonitoringURL() + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("CT log %s: %s: %s", l.Name, path, resp.Status)
+	}
+	return b, nil
+}
+
+// tilePath encodes a tile index as c2sp.org/tlog-tiles does: groups of three
+// digits, all but the last prefixed with "x".
+func tilePath(n uint64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n >= 1000 {
+		n /= 1000
+		s = fmt.Sprintf("x%03d/", n%1000) + s
+	}
+	return s
+}
