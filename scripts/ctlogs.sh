@@ -49,6 +49,7 @@ build() {
 case ${1:-} in
 run)
 	build
+	rm -f "$LIST"
 	exec "$DIR/ctlogs" "${ARGS[@]}"
 	;;
 start)

@@ -204,9 +204,6 @@ func StartCTLogs(cfg CTLogsConfig) (_ *CTLogs, err error) {
 			c.Stop()
 		}
 	}()
-	if err := c.startMonitor(cfg.MonitorPort); err != nil {
-		return nil, err
-	}
 	for i := range cfg.N {
 		name := "ct-" + string(rune('a'+i))
 		l := &CTLog{Name: name, Operator: "CertDesk test log operator " + strings.ToUpper(name[3:]), Origin: "127.0.0.1/" + name,
@@ -224,6 +221,10 @@ func StartCTLogs(cfg CTLogsConfig) (_ *CTLogs, err error) {
 			return nil, err
 		}
 		c.Logs = append(c.Logs, l)
+	}
+	// The monitor reads c.Logs: started once the set is complete.
+	if err := c.startMonitor(cfg.MonitorPort); err != nil {
+		return nil, err
 	}
 	// Sequentially: each log's first submission alone.
 	for _, l := range c.Logs {
