@@ -48,16 +48,16 @@ build() {
 
 case ${1:-} in
 run)
-	build
 	rm -f "$LIST"
+	build
 	exec "$DIR/ctlogs" "${ARGS[@]}"
 	;;
 start)
 	if running; then
 		log "already running (pid $(cat "$PIDFILE"))"
 	else
-		build
 		rm -f "$LIST"
+		build
 		"$DIR/ctlogs" "${ARGS[@]}" >"$RUN/logs/ctlogs.log" 2>&1 &
 		echo $! >"$PIDFILE"
 		for _ in $(seq 1 240); do
