@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,25 @@ func TestEncodeSCTList(t *testing.T) {
 	}
 	if _, err := EncodeSCTList([]SCT{{Raw: []byte{0}}}); err == nil {
 		t.Error("garbage SCT encoded")
+	}
+}
+
+func TestSubmitRefusesBadChains(t *testing.T) {
+	ll := mustList(t, []testLog{{op: "A", name: "a1"}})
+	s := &Submitter{}
+	if _, err := s.Submit(t.Context(), ll.Logs[0], [][]byte{{1}}); err == nil || !strings.Contains(err.Error(), "issuer") {
+		t.Errorf("one-certificate chain: %v", err)
+	}
+	if _, err := s.Submit(t.Context(), ll.Logs[0], [][]byte{{1, 2}, {3}}); err == nil {
+		t.Error("garbage chain accepted")
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: t0, NotAfter: t0.Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Submit(t.Context(), ll.Logs[0], [][]byte{der, der}); err == nil || !strings.Contains(err.Error(), "not a precertificate") {
+		t.Errorf("final certificate submitted as a precertificate: %v", err)
 	}
 }
