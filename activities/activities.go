@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"certdesk/internal/caa"
 	"certdesk/internal/config"
 	"certdesk/internal/dcv"
 	"certdesk/internal/mailer"
@@ -22,11 +23,13 @@ import (
 // Activities carries the dependencies of the storage, email and validation
 // activities that run on the "certdesk" task queue. It holds no CA key.
 type Activities struct {
-	Store    *store.Store
-	Outbox   *mailer.Outbox
-	Config   *config.Config
-	Log      *slog.Logger
-	DCV      *dcv.Validator
+	Store  *store.Store
+	Outbox *mailer.Outbox
+	Config *config.Config
+	Log    *slog.Logger
+	DCV    *dcv.Validator
+	// CAA checks CAA through the same validating resolver as DCV.
+	CAA      *caa.Checker
 	Registry registry.Lookup
 	// Profiles checks CSRs against the products (no keys needed).
 	Profiles *pki.ProfileSet

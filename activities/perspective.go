@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"certdesk/internal/caa"
 	"certdesk/internal/config"
 	"certdesk/internal/dcv"
 	"certdesk/internal/mpic"
@@ -34,6 +35,7 @@ type Perspective struct {
 	Name string
 	RIR  string
 	DCV  *dcv.Validator
+	CAA  *caa.Checker
 }
 
 // PerspectiveCheckInput is one domain validation to repeat.
@@ -111,5 +113,5 @@ func NewPerspective(cfg *config.Config, name, rir string) (*Perspective, error) 
 	if err := v.Check(); err != nil {
 		return nil, err
 	}
-	return &Perspective{Name: name, RIR: rir, DCV: v}, nil
+	return &Perspective{Name: name, RIR: rir, DCV: v, CAA: NewCAAChecker(cfg)}, nil
 }

@@ -48,7 +48,7 @@ func New(cfg *config.Config, _ *sqlx.DB, st *store.Store, bidx *pii.BlindIndex, 
 	}
 	a := &Activities{
 		Store: st, Outbox: mailer.NewOutbox(sender, st), Config: cfg, Log: log,
-		DCV: validator, Profiles: profiles, BlindIndex: bidx,
+		DCV: validator, CAA: NewCAAChecker(cfg), Profiles: profiles, BlindIndex: bidx,
 	}
 	if cfg.RegistryFile != "" {
 		reg, err := registry.LoadFile(cfg.RegistryFile)

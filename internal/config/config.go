@@ -63,6 +63,9 @@ type Config struct {
 	// validation is corroborated from (BR §3.2.2.9), each a worker on its own
 	// task queue.
 	Perspectives []mpic.Perspective
+	// CAADomains are the issuer domain names by which CAA records authorize
+	// this CA (its CP/CPS lists them).
+	CAADomains   []string
 	RegistryFile string
 	BulkRate     float64
 	CRLRefresh   time.Duration
@@ -149,6 +152,19 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { return prefixes(v, &c.DCVDevNetworks) }},
 		{Name: "CERTDESK_PERSPECTIVES", Help: "remote network perspectives for multi-perspective corroboration (BR §3.2.2.9), `name:RIR,…` (RIR one of ARIN, RIPE, APNIC, LACNIC, AFRINIC); each runs `worker -role perspective -name NAME -rir RIR`; TLS issuance needs at least the number the BR requires at the issuance date (5 from 2026-12-15)",
 			parse: func(c *Config, v string) error { return perspectives(v, &c.Perspectives) }},
+		{Name: "CERTDESK_CAA_DOMAINS", Default: "certdesk.example", Help: "the CA's issuer domain names for CAA (`issue`, `issuewild`, `issuemail` values that authorize it), comma-separated, as the CP/CPS lists them",
+			parse: func(c *Config, v string) error {
+				c.CAADomains = nil
+				for _, d := range strings.Split(v, ",") {
+					if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+						c.CAADomains = append(c.CAADomains, d)
+					}
+				}
+				if len(c.CAADomains) == 0 {
+					return errors.New("at least one issuer domain name")
+				}
+				return nil
+			}},
 		{Name: "CERTDESK_REGISTRY_FILE", Help: "JSON organisation registry for OV checks (a local data set in development)",
 			parse: func(c *Config, v string) error { c.RegistryFile = v; return nil }},
 		{Name: "CERTDESK_BULK_RATE", Default: "200", Help: "bulk notices per second",
