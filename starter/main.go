@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,12 +26,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/logging"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
+	"certdesk/starter/httpapi"
 )
 
 func main() {
@@ -79,7 +84,7 @@ func migrate() error {
 // openStore builds the repository with the personal-data keys: the
 // starter decrypts certificates for their reseller and encrypts reseller
 // contact addresses.
-func openStore(cfg *config.Config, pool *sqlxDB) (*store.Store, error) {
+func openStore(cfg *config.Config, pool *sqlx.DB) (*store.Store, error) {
 	st, _, err := activities.OpenStore(cfg, pool)
 	return st, err
 }
@@ -121,15 +126,14 @@ func serve() error {
 		log.Warn("CERTDESK_STAFF_TOKEN is not set: the /codec endpoints for the Temporal UI are disabled")
 	}
 
-	s, err := newServer(deps{Config: cfg, DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
+	api, err := httpapi.New(httpapi.Deps{Config: httpapi.ConfigFrom(cfg), DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
 	if err != nil {
 		return err
 	}
-	go s.purgeIdempotencyKeys(ctx)
-	go s.refreshOCSPCache(ctx)
+	go api.Run(ctx)
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           s.handler(),
+		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -150,24 +154,6 @@ func serve() error {
 		_ = srv.Shutdown(shutdown)
 	}
 	return nil
-}
-
-// purgeIdempotencyKeys deletes expired Idempotency-Key answers hourly.
-func (s *server) purgeIdempotencyKeys(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if n, err := s.st.PurgeIdempotencyKeys(ctx, s.limits.IdempotencyTTL); err != nil {
-			s.log.Warn("purge idempotency keys", "error", err)
-		} else if n > 0 {
-			s.log.Info("purged idempotency keys", "rows", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // healthcheck probes the local starter, for container health checks where no
@@ -272,4 +258,13 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 		return nil
 	}
 	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable)", sub)
+}
+
+// randomID returns 2n lower-case hex characters from crypto/rand.
+func randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
 }

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"fmt"
@@ -29,7 +29,7 @@ type inquiryAccepted struct {
 // createInquiry starts inquiry/<id> for an inquiry, a complaint or a request
 // to stop provision of personal data to third parties (O9, APPI Art. 35 and
 // 40): acknowledged by email, answered by staff, tracked to the answer.
-func (s *server) createInquiry(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createInquiry(w http.ResponseWriter, r *http.Request) {
 	var req inquiryRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -151,7 +151,7 @@ func (c *ocspCache) drop(k ocspKey) {
 // refresh drops expired entries and re-reads those asked for since their
 // last read and past half their life, in one statement per issuer and
 // ocspRefreshBatch serials.
-func (c *ocspCache) refresh(ctx context.Context, st *store.Store, now func() time.Time) error {
+func (c *ocspCache) refresh(ctx context.Context, st Store, now func() time.Time) error {
 	t0 := now()
 	due := map[string][]string{}
 	c.mu.Lock()
@@ -200,7 +200,7 @@ func (c *ocspCache) refresh(ctx context.Context, st *store.Store, now func() tim
 }
 
 // refreshOCSPCache runs the cache refresh until ctx ends.
-func (s *server) refreshOCSPCache(ctx context.Context) {
+func (s *Server) refreshOCSPCache(ctx context.Context) {
 	t := time.NewTicker(ocspRefreshEvery)
 	defer t.Stop()
 	for {
@@ -247,7 +247,7 @@ func (p *ocspParsed) put(der []byte, k ocspKey) {
 // remembers the key it was asked for and the entry it served, for the
 // parse memo and the cache headers.
 type storedOCSP struct {
-	st     *store.Store
+	st     Store
 	cache  *ocspCache
 	now    time.Time
 	key    ocspKey
@@ -290,7 +290,7 @@ func (l *storedOCSP) byKey(ctx context.Context, key ocspKey) ([]byte, error) {
 
 // answer is pki.RespondOCSP with the parse memo in front: the response to
 // send, and an error for the log only.
-func (s *server) answerOCSP(ctx context.Context, der []byte, l *storedOCSP) ([]byte, error) {
+func (s *Server) answerOCSP(ctx context.Context, der []byte, l *storedOCSP) ([]byte, error) {
 	var resp []byte
 	var err error
 	if key, ok := s.ocspParsed.get(der); ok {
@@ -317,7 +317,7 @@ func (s *server) answerOCSP(ctx context.Context, der []byte, l *storedOCSP) ([]b
 // ocsp answers RFC 6960 / RFC 5019 requests (GET /ocsp/<base64>, POST
 // /ocsp) from the pre-signed responses: "unauthorized" for serials never
 // issued (never "good", O14), "tryLater" for an issued serial not signed yet.
-func (s *server) ocsp(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 	der, err := pki.OCSPRequestFromHTTP(r, "/ocsp/")
 	if err != nil {
 		switch {

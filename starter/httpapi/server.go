@@ -1,4 +1,9 @@
-package main
+// Package httpapi is CertDesk's HTTP API as a library: New builds it from
+// narrow interfaces this package declares (the store methods and Temporal
+// client calls it makes, a clock, configuration values), and the starter
+// command only wires real ones in. It sits above the workflows (it starts
+// them) and below the command.
+package httpapi
 
 import (
 	"context"
@@ -15,16 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
 	"certdesk/internal/api"
-	"certdesk/internal/codec"
-	"certdesk/internal/config"
-	"certdesk/internal/db"
 	"certdesk/internal/pki"
-	"certdesk/internal/store"
-	"certdesk/internal/temporalclient"
 )
 
 // Limits are the per-client rate limits (token buckets) and body sizes.
@@ -56,26 +55,29 @@ func DefaultLimits() Limits {
 	}
 }
 
-// deps is what the server is built from.
-type deps struct {
-	Config   *config.Config
-	DB       *sqlx.DB
-	Store    *store.Store // with the PII key ring: certificate DER and reseller contacts are encrypted
-	Temporal client.Client
-	Codec    *codec.Codec // the payload codec served at /codec; nil disables it
+// Deps is what the HTTP API is built from. Store and Temporal are required
+// for every /v1 route; a nil DB or Temporal makes /readyz report it down.
+type Deps struct {
+	Config   Config
+	DB       Pinger       // for /readyz only
+	Store    Store        // with the PII key ring: certificate DER and reseller contacts are encrypted
+	Temporal Temporal     // with the payload codec: workflow inputs carry personal data
+	Codec    PayloadCodec // the payload codec served at /codec; nil disables it
 	Log      *slog.Logger
-	Limits   Limits
+	Limits   Limits // the zero value means DefaultLimits
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
 
-// server holds what the HTTP handlers need.
-type server struct {
-	cfg      *config.Config
-	db       *sqlx.DB
-	st       *store.Store
-	tc       client.Client
-	codec    *codec.Codec
+// Server is CertDesk's HTTP API: the reseller and public /v1 endpoints,
+// the CA repository (CA certificates, CRLs, OCSP), the staff codec for the
+// Temporal tools, health, metrics and /openapi.yaml.
+type Server struct {
+	cfg      Config
+	db       Pinger
+	st       Store
+	tc       Temporal
+	codec    PayloadCodec
 	log      *slog.Logger
 	limits   Limits
 	now      func() time.Time
@@ -101,7 +103,10 @@ type route struct {
 	Handler http.Handler
 }
 
-func newServer(d deps) (*server, error) {
+// New builds the HTTP API from d. A CA directory that cannot be read is
+// logged, not fatal: the repository and OCSP answer 503 until the CA exists
+// and the process restarts.
+func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -111,22 +116,16 @@ func newServer(d deps) (*server, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.Config == nil {
-		d.Config = &config.Config{}
-	}
 	profiles, err := pki.NewProfileSet(pki.ProfileOptions{})
 	if err != nil {
 		return nil, err
 	}
-	s := &server{
+	s := &Server{
 		cfg: d.Config, db: d.DB, st: d.Store, tc: d.Temporal, codec: d.Codec, log: d.Log,
 		limits: d.Limits, now: d.Now, profiles: profiles, metrics: newMetrics(),
 		resellerLimiter: newLimiterSet(d.Limits.ResellerRate, d.Limits.ResellerBurst),
 		publicLimiter:   newLimiterSet(d.Limits.PublicRate, d.Limits.PublicBurst),
 		codeLimiter:     newLimiterSet(d.Limits.CodeRate, d.Limits.CodeBurst),
-	}
-	if s.st == nil && d.DB != nil {
-		s.st = store.New(d.DB, nil, nil)
 	}
 	if s.cfg.CADir != "" {
 		repo, err := loadCARepository(s.cfg.CADir)
@@ -140,8 +139,38 @@ func newServer(d deps) (*server, error) {
 	return s, nil
 }
 
+// Run does the server's background work until ctx ends: it purges expired
+// Idempotency-Key answers hourly and keeps the OCSP cache fresh.
+func (s *Server) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.purgeIdempotencyKeys(ctx) }()
+	go func() { defer wg.Done(); s.refreshOCSPCache(ctx) }()
+	wg.Wait()
+}
+
+// purgeIdempotencyKeys deletes expired Idempotency-Key answers hourly.
+func (s *Server) purgeIdempotencyKeys(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.st.PurgeIdempotencyKeys(ctx, s.limits.IdempotencyTTL); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("purge idempotency keys", "error", err)
+			}
+		} else if n > 0 {
+			s.log.Info("purged idempotency keys", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // register builds the route table and the mux.
-func (s *server) register() {
+func (s *Server) register() {
 	reseller := s.resellerAuth
 	public := s.publicLimit
 	s.routes = []route{
@@ -186,9 +215,9 @@ func (s *server) register() {
 	}
 }
 
-// handler is the whole HTTP interface: request ids, panics, metrics,
+// Handler is the whole HTTP interface: request ids, panics, metrics,
 // problem+json for unknown routes, then the mux.
-func (s *server) handler() http.Handler {
+func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rid := requestID(r)
@@ -241,7 +270,7 @@ func (s *server) handler() http.Handler {
 
 // unmatched answers a request no route takes with problem+json: 405 (with
 // Allow) when the path exists under other methods, 404 otherwise.
-func (s *server) unmatched(w http.ResponseWriter, r *http.Request) {
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 	rec := httptest.NewRecorder()
 	s.mux.ServeHTTP(rec, r)
 	switch rec.Code {
@@ -260,16 +289,31 @@ func (s *server) unmatched(w http.ResponseWriter, r *http.Request) {
 
 // healthz says the process is up; it checks nothing else so an orchestrator
 // does not restart the starter because a dependency is down.
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readyz answers 200 only when PostgreSQL and Temporal both answer, checked
 // in parallel with a 2 s budget each, so it turns within the probe period.
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]func(context.Context) error{
-		"postgres": func(ctx context.Context) error { return db.Ping(ctx, s.db, 2*time.Second) },
-		"temporal": func(ctx context.Context) error { return temporalclient.Check(ctx, s.tc, 2*time.Second) },
+		"postgres": func(ctx context.Context) error {
+			if s.db == nil {
+				return errors.New("no database configured")
+			}
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return s.db.PingContext(ctx)
+		},
+		"temporal": func(ctx context.Context) error {
+			if s.tc == nil {
+				return errors.New("no Temporal client configured")
+			}
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := s.tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
 	}
 	var mu sync.Mutex
 	down := map[string]string{}
@@ -301,7 +345,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // problem writes p with the request id as its instance.
-func (s *server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem) {
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem) {
 	if rid, _ := r.Context().Value(ctxRequestID).(string); rid != "" && p.Instance == "" {
 		p.Instance = "urn:certdesk:request:" + rid
 	}
@@ -309,7 +353,7 @@ func (s *server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem)
 }
 
 // internalError logs err (never sent to the client) and answers 500.
-func (s *server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.log.Error(what, "error", err, "request_id", r.Context().Value(ctxRequestID))
 	s.problem(w, r, api.New(http.StatusInternalServerError, api.TypeInternal, "an unexpected error occurred; quote the request id to support"))
 }

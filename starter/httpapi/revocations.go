@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ type keyProofRequest struct {
 
 // revokeByKeyProof revokes a certificate for key compromise at the request
 // of anyone who proves possession of its private key (O12, BR §4.9.2).
-func (s *server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
 	var req keyProofRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)

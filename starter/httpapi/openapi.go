@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	_ "embed"
@@ -11,7 +11,7 @@ import (
 //go:embed openapi.yaml
 var openapiYAML []byte
 
-func (s *server) openapi(w http.ResponseWriter, r *http.Request) {
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(openapiYAML)

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"archive/zip"
@@ -41,7 +41,7 @@ type disclosureAccepted struct {
 // The answer is the same whether or not CertDesk holds anything about the
 // person: a one-time code goes to the address given, and only after the
 // identity is verified does anything depend on the data held.
-func (s *server) createDisclosureRequest(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request) {
 	var req disclosureRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)
@@ -110,7 +110,7 @@ var linkTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{20,128}$`)
 // summary (package.html), the signed JSON (package.json), its detached CMS
 // signature (package.json.p7s) and the root certificate to check it with.
 // Each GET spends one download; HEAD is refused so link checkers do not.
-func (s *server) getDisclosure(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getDisclosure(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		w.Header().Set("Allow", "GET")
 		s.problem(w, r, api.New(http.StatusMethodNotAllowed, api.TypeMethodNotAllowed, "GET the link to download (each GET counts)"))

@@ -1,6 +1,6 @@
 //go:build integration
 
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ type stack struct {
 	st         *store.Store
 	tc         client.Client // with the payload codec
 	mail       *testenv.MailDev
-	srv        *server
+	srv        *Server
 	url        string
 	codecKey   string
 	staffToken string
@@ -155,8 +155,8 @@ func newStack(t *testing.T) *stack {
 	limits.ResellerRate, limits.ResellerBurst = 1000, 1000
 	limits.PublicRate, limits.PublicBurst = 1000, 1000
 	limits.CodeRate, limits.CodeBurst = 1000, 1000
-	s := mustServer(t, deps{Config: cfg, DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log, Limits: limits})
-	ts := httptest.NewUnstartedServer(s.handler())
+	s := mustServer(t, Deps{Config: ConfigFrom(cfg), DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log, Limits: limits})
+	ts := httptest.NewUnstartedServer(s.Handler())
 	ts.Listener.Close()
 	ts.Listener = l
 	ts.Start()
@@ -165,21 +165,21 @@ func newStack(t *testing.T) *stack {
 		codecKey: codecKey, staffToken: cfg.StaffToken, frontend: dev.FrontendHostPort()}
 }
 
-// addReseller runs `starter reseller add` and returns the id and the key
-// (the last line of its output).
+// addReseller creates a reseller with a fresh API key the way `starter
+// reseller add` does (the command itself is tested in package main) and
+// returns the id and the key.
 func (s *stack) addReseller(name string) (id, key string) {
 	s.t.Helper()
-	var out bytes.Buffer
-	if err := resellerAdmin(context.Background(), s.st, []string{"add", "--name", name, "--contact-email", strings.ToLower(name) + "@reseller.test"}, &out); err != nil {
+	key, prefix, err := store.GenerateAPIKey()
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	key = lines[len(lines)-1]
-	m := regexp.MustCompile(`reseller (rs_[0-9a-f]+)`).FindStringSubmatch(out.String())
-	if m == nil || !strings.HasPrefix(key, "cdk_") {
-		s.t.Fatalf("reseller add printed %q", out.String())
+	id = "rs_" + randomID(8)
+	if err := s.st.CreateReseller(context.Background(), store.Reseller{ID: id, Name: name, APIKeyHash: store.HashAPIKey(key),
+		APIKeyPrefix: prefix, ContactEmail: strings.ToLower(name) + "@reseller.test"}); err != nil {
+		s.t.Fatal(err)
 	}
-	return m[1], key
+	return id, key
 }
 
 // call sends a request and returns the status, headers and body.

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"crypto/x509"
@@ -64,7 +64,7 @@ func serialParam(r *http.Request) (string, bool) {
 // getCertificate returns a certificate the reseller manages. A client-sign
 // certificate names its subscriber: that read is recorded in the provision
 // ledger before the data is sent (O3, O7).
-func (s *server) getCertificate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	serial, ok := serialParam(r)
 	if !ok {
 		s.notFound(w, r, "certificate")
@@ -179,7 +179,7 @@ func validComment(v *api.Validation, c string) {
 
 // revokeByReseller starts (or joins) the revocation of a certificate the
 // reseller manages.
-func (s *server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 	var req revocationRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)
@@ -206,7 +206,7 @@ func (s *server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 
 // startRevocation signal-with-starts revocation/<serial>: a running case
 // gets the request as a signal, otherwise a new case starts with it.
-func (s *server) startRevocation(w http.ResponseWriter, r *http.Request, in workflows.RevocationInput, resellerID string) {
+func (s *Server) startRevocation(w http.ResponseWriter, r *http.Request, in workflows.RevocationInput, resellerID string) {
 	now := s.now().UTC().Truncate(time.Second)
 	in.RequestedAt = now
 	_, deadline, err := workflows.RevocationPolicy(in.Reason, in.Requester.Kind, in.Ground)
@@ -262,7 +262,7 @@ var correctionFieldPattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 // workflow decides what each change means (contact-only: applied; printed
 // in the certificate: revocation and a new application) and refuses
 // changes it cannot make, with a reason the reseller reads in the case.
-func (s *server) createCorrection(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createCorrection(w http.ResponseWriter, r *http.Request) {
 	var req correctionRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)
@@ -324,7 +324,7 @@ func (s *server) createCorrection(w http.ResponseWriter, r *http.Request) {
 // ownCertificate reads the certificate named in the path if the calling
 // reseller manages it; otherwise it has answered 404 (another reseller's
 // certificate is not found, never forbidden) or 500 and returns false.
-func (s *server) ownCertificate(w http.ResponseWriter, r *http.Request) (store.CertificateRef, bool) {
+func (s *Server) ownCertificate(w http.ResponseWriter, r *http.Request) (store.CertificateRef, bool) {
 	serial, ok := serialParam(r)
 	if !ok {
 		s.notFound(w, r, "certificate")

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func FuzzApplicationRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &server{profiles: profiles, now: time.Now, st: store.New(pool, nil, nil)}
+	s := &Server{profiles: profiles, now: time.Now, st: store.New(pool, nil, nil)}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req applicationRequest
 		if p := api.DecodeJSON(body, &req, false); p != nil {

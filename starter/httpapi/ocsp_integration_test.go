@@ -1,6 +1,6 @@
 //go:build integration
 
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -101,9 +101,9 @@ func TestOCSPCacheFreshness(t *testing.T) {
 	clock := t0
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	at := func(d time.Duration) { mu.Lock(); clock = t0.Add(d); mu.Unlock() }
-	s := mustServer(t, deps{DB: pool, Store: st, Now: now})
+	s := mustServer(t, Deps{DB: pool, Store: st, Now: now})
 	s.repo = &caRepository{index: idx}
-	h := s.handler()
+	h := s.Handler()
 
 	get := func(serial *big.Int, post bool) *httptest.ResponseRecorder {
 		t.Helper()

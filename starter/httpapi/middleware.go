@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 // stored SHA-256 of reseller keys, then applies the reseller's rate limit.
 // Failed attempts count against the client address's public limit, so keys
 // cannot be guessed quickly.
-func (s *server) resellerAuth(next http.Handler) http.Handler {
+func (s *Server) resellerAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := bearer(r)
 		if !ok || !strings.HasPrefix(key, "cdk_") || len(key) > 128 {
@@ -51,7 +51,7 @@ func (s *server) resellerAuth(next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) unauthorized(w http.ResponseWriter, r *http.Request) {
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(w, r, s.publicLimiter, clientIP(r)) {
 		return
 	}
@@ -79,7 +79,7 @@ func resellerOf(r *http.Request) string {
 
 // publicLimit applies the per-address limit of the public endpoints and
 // scopes Idempotency-Keys to the address.
-func (s *server) publicLimit(next http.Handler) http.Handler {
+func (s *Server) publicLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := clientIP(r)
 		if !s.allow(w, r, s.publicLimiter, ip) {
@@ -90,7 +90,7 @@ func (s *server) publicLimit(next http.Handler) http.Handler {
 }
 
 // codeLimit is the stricter per-address limit of code submissions.
-func (s *server) codeLimit(next http.Handler) http.Handler {
+func (s *Server) codeLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.allow(w, r, s.codeLimiter, clientIP(r)) {
 			return
@@ -100,7 +100,7 @@ func (s *server) codeLimit(next http.Handler) http.Handler {
 }
 
 // allow takes a token for key from set, or answers 429 with Retry-After.
-func (s *server) allow(w http.ResponseWriter, r *http.Request, set *limiterSet, key string) bool {
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, set *limiterSet, key string) bool {
 	wait, ok := set.take(key, s.now())
 	if ok {
 		return true
@@ -179,7 +179,7 @@ func (l *limiterSet) take(key string, now time.Time) (time.Duration, bool) {
 // jsonPost reads and checks a JSON POST body (1 MiB, application/json),
 // then applies the Idempotency-Key, then calls h with the body in the
 // context (bodyOf). emptyOK accepts a missing body (withdraw).
-func (s *server) jsonPost(h http.HandlerFunc, emptyOK bool) http.Handler {
+func (s *Server) jsonPost(h http.HandlerFunc, emptyOK bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, p := api.ReadBody(w, r, api.MaxBody)
 		if p != nil {
@@ -207,7 +207,7 @@ func bodyOf(r *http.Request) []byte {
 // different request it is refused with 422; while the first still runs, 409.
 // Keys are scoped to the reseller, or to the client address on public
 // endpoints. A failed request stores nothing and frees the key.
-func (s *server) idempotent(w http.ResponseWriter, r *http.Request, body []byte, h http.HandlerFunc) {
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte, h http.HandlerFunc) {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		h(w, r)

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -106,7 +106,7 @@ func loadCARepository(dir string) (*caRepository, error) {
 // caCertificate serves /repository/ca/<id>.pem (the issuing CA followed by
 // the root, PEM; the root alone for the root) and /repository/ca/<id>.der
 // (the one certificate, DER: the AIA caIssuers URL).
-func (s *server) caCertificate(w http.ResponseWriter, r *http.Request) {
+func (s *Server) caCertificate(w http.ResponseWriter, r *http.Request) {
 	file := r.PathValue("file")
 	id, ext, _ := strings.Cut(file, ".")
 	if !issuerIDPattern.MatchString(id) || (ext != "pem" && ext != "der") {
@@ -142,7 +142,7 @@ func (s *server) caCertificate(w http.ResponseWriter, r *http.Request) {
 
 // crl serves /repository/crl/<issuer>/<shard>.crl, the latest DER CRL of a
 // shard as stored by the signer (crl_state).
-func (s *server) crl(w http.ResponseWriter, r *http.Request) {
+func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
 	issuer := r.PathValue("issuer")
 	num, ok := strings.CutSuffix(r.PathValue("shard"), ".crl")
 	shard, err := strconv.Atoi(num)

@@ -1,6 +1,6 @@
 //go:build integration
 
-package main
+package httpapi
 
 import (
 	"encoding/json"
@@ -14,7 +14,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
-	"certdesk/internal/config"
 	"certdesk/internal/testenv"
 )
 
@@ -23,7 +22,7 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 	tc := testenv.TemporalClient(t, client.Options{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	up := httptest.NewServer(mustServer(t, deps{Config: &config.Config{}, DB: pool, Temporal: tc, Log: log}).handler())
+	up := httptest.NewServer(mustServer(t, Deps{DB: pool, Temporal: tc, Log: log}).Handler())
 	defer up.Close()
 	if code, _ := getReadyz(t, up.URL); code != http.StatusOK {
 		t.Fatalf("readyz with everything up: %d", code)
@@ -36,7 +35,7 @@ func TestReadyzReportsWhatIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dead.Close()
-	down := httptest.NewServer(mustServer(t, deps{Config: &config.Config{}, DB: dead, Temporal: tc, Log: log}).handler())
+	down := httptest.NewServer(mustServer(t, Deps{DB: dead, Temporal: tc, Log: log}).Handler())
 	defer down.Close()
 	code, body := getReadyz(t, down.URL)
 	if code != http.StatusServiceUnavailable {

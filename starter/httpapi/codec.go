@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -37,7 +37,7 @@ var staffIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // Bearer, as the `temporal` CLI sends with --codec-auth) or a staff session
 // cookie (what the Temporal Web UI sends with "include cross-origin
 // credentials"; see /codec/session), and adds the CORS headers the UI needs.
-func (s *server) staffOnly(next http.Handler) http.Handler {
+func (s *Server) staffOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.cors(w, r)
 		if !s.codecEnabled() {
@@ -67,9 +67,9 @@ func (s *server) staffOnly(next http.Handler) http.Handler {
 	})
 }
 
-func (s *server) codecEnabled() bool { return s.codec != nil && len(s.cfg.StaffToken) >= 16 }
+func (s *Server) codecEnabled() bool { return s.codec != nil && len(s.cfg.StaffToken) >= 16 }
 
-func (s *server) staffTokenOK(tok string) bool {
+func (s *Server) staffTokenOK(tok string) bool {
 	want := sha256.Sum256([]byte(s.cfg.StaffToken))
 	got := sha256.Sum256([]byte(tok))
 	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
@@ -85,20 +85,20 @@ const (
 	staffSessionTTL = 8 * time.Hour
 )
 
-func (s *server) sessionMAC(payload string) []byte {
+func (s *Server) sessionMAC(payload string) []byte {
 	key := sha256.Sum256([]byte("certdesk codec session|" + s.cfg.StaffToken))
 	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte(payload))
 	return m.Sum(nil)
 }
 
-func (s *server) sealSession(staff string, exp time.Time) string {
+func (s *Server) sealSession(staff string, exp time.Time) string {
 	payload := staff + "|" + strconv.FormatInt(exp.Unix(), 10)
 	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(s.sessionMAC(payload))
 }
 
 // openSession returns the staff id of a valid, unexpired session cookie.
-func (s *server) openSession(v string) (string, bool) {
+func (s *Server) openSession(v string) (string, bool) {
 	p64, m64, ok := strings.Cut(v, ".")
 	if !ok {
 		return "", false
@@ -132,7 +132,7 @@ Then, in the UI's codec settings, set the endpoint to <code>%s/codec</code> and 
 `
 
 // codecSessionForm serves the sign-in form.
-func (s *server) codecSessionForm(w http.ResponseWriter, r *http.Request) {
+func (s *Server) codecSessionForm(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
@@ -141,7 +141,7 @@ func (s *server) codecSessionForm(w http.ResponseWriter, r *http.Request) {
 }
 
 // codecSession checks the staff token and sets the session cookie.
-func (s *server) codecSession(w http.ResponseWriter, r *http.Request) {
+func (s *Server) codecSession(w http.ResponseWriter, r *http.Request) {
 	if !s.codecEnabled() {
 		s.problem(w, r, api.New(http.StatusServiceUnavailable, api.TypeUnavailable, "the codec endpoints are disabled"))
 		return
@@ -179,7 +179,7 @@ func (s *server) codecSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // uiOrigin is the origin of the Temporal Web UI, the only origin CORS admits.
-func (s *server) uiOrigin() string {
+func (s *Server) uiOrigin() string {
 	u, err := url.Parse(s.cfg.TemporalUIURL)
 	if err != nil || u.Host == "" {
 		return ""
@@ -188,7 +188,7 @@ func (s *server) uiOrigin() string {
 }
 
 // cors answers the Temporal UI's origin only.
-func (s *server) cors(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	w.Header().Add("Vary", "Origin")
 	if origin == "" || origin != s.uiOrigin() {
@@ -203,7 +203,7 @@ func (s *server) cors(w http.ResponseWriter, r *http.Request) {
 }
 
 // codecPreflight answers CORS preflight requests of the Temporal UI.
-func (s *server) codecPreflight(w http.ResponseWriter, r *http.Request) {
+func (s *Server) codecPreflight(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r)
 	if w.Header().Get("Access-Control-Allow-Origin") == "" {
 		s.problem(w, r, api.New(http.StatusForbidden, api.TypeForbidden, "this origin may not use the codec; set CERTDESK_TEMPORAL_UI_URL to the UI's address"))
@@ -213,7 +213,7 @@ func (s *server) codecPreflight(w http.ResponseWriter, r *http.Request) {
 }
 
 // readPayloads reads the remote codec protocol's {"payloads": [...]}.
-func (s *server) readPayloads(w http.ResponseWriter, r *http.Request) ([]*commonpb.Payload, bool) {
+func (s *Server) readPayloads(w http.ResponseWriter, r *http.Request) ([]*commonpb.Payload, bool) {
 	body, p := api.ReadBody(w, r, maxCodecBody)
 	if p == nil {
 		p = api.CheckJSONContentType(r, len(body), false)
@@ -241,7 +241,7 @@ func writePayloads(w http.ResponseWriter, ps []*commonpb.Payload) {
 	_, _ = w.Write(b)
 }
 
-func (s *server) codecEncode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) codecEncode(w http.ResponseWriter, r *http.Request) {
 	ps, ok := s.readPayloads(w, r)
 	if !ok {
 		return
@@ -258,7 +258,7 @@ func (s *server) codecEncode(w http.ResponseWriter, r *http.Request) {
 // the staff access log (O8): who (X-Staff-Id, else the token's owner),
 // whose data (the subscriber and case ids found in the payloads, never the
 // data itself), through which channel.
-func (s *server) codecDecode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) codecDecode(w http.ResponseWriter, r *http.Request) {
 	ps, ok := s.readPayloads(w, r)
 	if !ok {
 		return
@@ -286,7 +286,7 @@ func (s *server) codecDecode(w http.ResponseWriter, r *http.Request) {
 	writePayloads(w, out)
 }
 
-func (s *server) recordDecode(r *http.Request, n int, refs map[string]bool) error {
+func (s *Server) recordDecode(r *http.Request, n int, refs map[string]bool) error {
 	staff, _ := r.Context().Value(ctxStaff).(string)
 	if staff == "" {
 		staff = "staff-token"

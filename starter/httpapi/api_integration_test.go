@@ -1,6 +1,6 @@
 //go:build integration
 
-package main
+package httpapi
 
 import (
 	"archive/zip"
@@ -562,8 +562,8 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		lim := DefaultLimits()
 		lim.ResellerRate, lim.ResellerBurst = 0.5, 2
 		lim.CodeRate, lim.CodeBurst = 0.01, 3
-		slow := mustServer(t, deps{Config: s.cfg, DB: s.pool, Store: s.st, Temporal: s.tc, Log: s.srv.log, Limits: lim})
-		h := slow.handler()
+		slow := mustServer(t, Deps{Config: ConfigFrom(s.cfg), DB: s.pool, Store: s.st, Temporal: s.tc, Log: s.srv.log, Limits: lim})
+		h := slow.Handler()
 		codes := func(n int, req func() reply) []int {
 			var out []int
 			for i := 0; i < n; i++ {

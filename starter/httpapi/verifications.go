@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type codeResponse struct {
 //
 //	200 accepted · 422 wrong code (attempts_left) · 423 locked · 410 expired ·
 //	409 not waiting for a code · 404 no such verification
-func (s *server) submitCode(w http.ResponseWriter, r *http.Request) {
+func (s *Server) submitCode(w http.ResponseWriter, r *http.Request) {
 	var req codeRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)

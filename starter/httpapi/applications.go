@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -83,7 +83,7 @@ var (
 )
 
 // createApplication validates an application and starts its workflow.
-func (s *server) createApplication(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) {
 	var req applicationRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
 		s.problem(w, r, p)
@@ -123,7 +123,7 @@ func (s *server) createApplication(w http.ResponseWriter, r *http.Request) {
 // validateApplication checks every field and returns the workflow input,
 // or a 422 listing every invalid field. The CSR and key checks are the
 // workflow's own (pki), run here too so a bad CSR is refused at once.
-func (s *server) validateApplication(ctx context.Context, req *applicationRequest) (workflows.ApplicationInput, *api.Problem) {
+func (s *Server) validateApplication(ctx context.Context, req *applicationRequest) (workflows.ApplicationInput, *api.Problem) {
 	var v api.Validation
 	sub := req.Subscriber
 	prof, perr := s.profiles.Get(req.Product)
@@ -236,7 +236,7 @@ func (s *server) validateApplication(ctx context.Context, req *applicationReques
 		if req.Product == workflows.ProductClientSign {
 			preq.Email = sub.Email
 		}
-		if _, err := s.profiles.CheckCSR(ctx, preq, activities.BlockedKeys(s.st)); err != nil {
+		if _, err := s.profiles.CheckCSR(ctx, preq, blockedKeys{s.st}); err != nil {
 			code := problem.CodeOf(err)
 			if code == "" {
 				return workflows.ApplicationInput{}, api.New(http.StatusServiceUnavailable, api.TypeUnavailable, "the key checks could not run; retry")
@@ -291,7 +291,7 @@ func contains(list []string, v string) bool {
 
 // applicationCase finds an application's workflow and checks the caller's
 // reseller manages it; another reseller's (or no) application is 404.
-func (s *server) applicationCase(w http.ResponseWriter, r *http.Request) (id string, desc *client.WorkflowExecutionDescription, ok bool) {
+func (s *Server) applicationCase(w http.ResponseWriter, r *http.Request) (id string, desc *client.WorkflowExecutionDescription, ok bool) {
 	id = r.PathValue("id")
 	if !idPattern.MatchString(id) {
 		s.notFound(w, r, "application")
@@ -316,7 +316,7 @@ func (s *server) applicationCase(w http.ResponseWriter, r *http.Request) (id str
 
 // getApplication answers an application's status: from the workflow's
 // status query while it runs, from the applications table afterwards.
-func (s *server) getApplication(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) {
 	id, desc, ok := s.applicationCase(w, r)
 	if !ok {
 		return
@@ -388,7 +388,7 @@ type withdrawRequest struct {
 
 // withdrawApplication signals the workflow; once signing has started the
 // application can no longer be withdrawn (409).
-func (s *server) withdrawApplication(w http.ResponseWriter, r *http.Request) {
+func (s *Server) withdrawApplication(w http.ResponseWriter, r *http.Request) {
 	var req withdrawRequest
 	if p := api.DecodeJSON(bodyOf(r), &req, true); p != nil {
 		s.problem(w, r, p)
@@ -431,12 +431,12 @@ func (s *server) withdrawApplication(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, applicationResponse{ID: id, WorkflowID: wid, Status: "withdrawal_requested"})
 }
 
-func (s *server) notFound(w http.ResponseWriter, r *http.Request, what string) {
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request, what string) {
 	s.problem(w, r, api.New(http.StatusNotFound, api.TypeNotFound, "no such "+what+" managed by this reseller"))
 }
 
 // temporalError maps a Temporal client error to a problem.
-func (s *server) temporalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+func (s *Server) temporalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var nf *serviceerror.NotFound
 	var unavailable *serviceerror.Unavailable
 	switch {
@@ -449,4 +449,13 @@ func (s *server) temporalError(w http.ResponseWriter, r *http.Request, what stri
 	default:
 		s.internalError(w, r, what, err)
 	}
+}
+
+// blockedKeys is the pki.BlockedKeys lookup over the store: a CSR whose key
+// was reported compromised is refused at once, as the workflow would.
+type blockedKeys struct{ st Store }
+
+func (b blockedKeys) IsBlocked(ctx context.Context, spki [32]byte) (bool, error) {
+	_, blocked, err := b.st.IsKeyBlocked(ctx, spki[:])
+	return blocked, err
 }

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"net/http"
@@ -12,9 +12,9 @@ import (
 	"certdesk/internal/api"
 )
 
-func mustServer(t testing.TB, d deps) *server {
+func mustServer(t testing.TB, d Deps) *Server {
 	t.Helper()
-	s, err := newServer(d)
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi version %q", doc.OpenAPI)
 	}
-	s := mustServer(t, deps{})
+	s := mustServer(t, Deps{})
 	registered := map[string]bool{}
 	for _, rt := range s.routes {
 		p := openapiPath(rt.Pattern)
@@ -94,7 +94,7 @@ func yamlString(v any) string {
 // TestServedOpenAPI checks the document is served and unknown routes and
 // methods answer problem+json.
 func TestServedOpenAPIAndUnknownRoutes(t *testing.T) {
-	ts := httptest.NewServer(mustServer(t, deps{}).handler())
+	ts := httptest.NewServer(mustServer(t, Deps{}).Handler())
 	defer ts.Close()
 	resp, err := http.Get(ts.URL + "/openapi.yaml")
 	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/yaml" {
