@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -18,6 +17,9 @@ import (
 
 	"certdesk/internal/api"
 	"certdesk/internal/cases"
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
+	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
@@ -91,12 +93,12 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
 		PEM:   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})),
 		Links: map[string]string{"revocation": "/v1/certificates/" + c.Serial + "/revocation", "application": "/v1/applications/" + c.ApplicationID},
 	}
-	if c.Status == "revoked" {
+	if c.Status == status.CertRevoked {
 		if ref, err := s.st.GetCertificateRef(r.Context(), serial); err == nil && ref.RevokedAt != nil {
 			at := ref.RevokedAt.UTC()
 			resp.RevokedAt = &at
 			if ref.ReasonCode != nil {
-				resp.RevocationReason = reasonName(*ref.ReasonCode)
+				resp.RevocationReason = revocation.NameOf(*ref.ReasonCode)
 			}
 		}
 	}
@@ -124,8 +126,8 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
 // personalItems lists the personal data a certificate carries: a
 // client-sign certificate names a person (and an email address); TLS
 // certificates name domains and, for OV, a legal entity.
-func personalItems(product string, c *x509.Certificate) []string {
-	if product != workflows.ProductClientSign {
+func personalItems(prod string, c *x509.Certificate) []string {
+	if !product.Client(prod) {
 		return nil
 	}
 	items := []string{"certificate"}
@@ -144,37 +146,12 @@ func personalItems(product string, c *x509.Certificate) []string {
 	return items
 }
 
-var reasonNames = map[int]string{0: "unspecified", 1: "keyCompromise", 3: "affiliationChanged", 4: "superseded", 5: "cessationOfOperation", 9: "privilegeWithdrawn"}
-
-func reasonName(code int) string {
-	if n, ok := reasonNames[code]; ok {
-		return n
-	}
-	return fmt.Sprint(code)
-}
-
-// resellerRevocationReasons are the reasons a reseller may give (BR
-// §7.2.2; privilegeWithdrawn is the CA's own decision).
-var resellerRevocationReasons = []string{"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation"}
-
-type revocationRequest struct {
-	Reason  string `json:"reason"`
-	Comment string `json:"comment"`
-}
-
 type revocationResponse struct {
 	WorkflowID string    `json:"workflow_id"`
 	Serial     string    `json:"serial"`
 	Reason     string    `json:"reason"`
 	Status     string    `json:"status"`
 	Deadline   time.Time `json:"deadline"`
-}
-
-// validComment accepts free text for staff: short, no control characters.
-func validComment(v *api.Validation, c string) {
-	if len(c) > 500 || strings.IndexFunc(c, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
-		v.Add("comment", "invalid", "at most 500 characters, no control characters")
-	}
 }
 
 // revokeByReseller starts (or joins) the revocation of a certificate the
@@ -185,12 +162,7 @@ func (s *Server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	var v api.Validation
-	if v.Required("reason", req.Reason == "") && !contains(resellerRevocationReasons, req.Reason) {
-		v.Add("reason", "one_of", "must be one of "+strings.Join(resellerRevocationReasons, ", "))
-	}
-	validComment(&v, req.Comment)
-	if p := v.Problem(); p != nil {
+	if p := req.Validate().Problem(); p != nil {
 		s.problem(w, r, p)
 		return
 	}
@@ -243,19 +215,12 @@ func (s *Server) startRevocation(w http.ResponseWriter, r *http.Request, in work
 		Status: workflows.RevRequested, Deadline: now.Add(deadline)})
 }
 
-type correctionRequest struct {
-	Changes map[string]string `json:"changes"`
-	Reason  string            `json:"reason"`
-}
-
 type correctionAccepted struct {
 	ID         string `json:"id"`
 	WorkflowID string `json:"workflow_id"`
 	Serial     string `json:"serial"`
 	Status     string `json:"status"`
 }
-
-var correctionFieldPattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 
 // createCorrection starts correction/<id> for a certificate the reseller
 // manages (O5). Field names and values are checked here for shape; the
@@ -268,22 +233,7 @@ func (s *Server) createCorrection(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	var v api.Validation
-	switch {
-	case len(req.Changes) == 0:
-		v.Add("changes", "required", "name at least one field and its corrected value")
-	case len(req.Changes) > 20:
-		v.Add("changes", "too_many", "at most 20 fields per correction")
-	}
-	for k, val := range req.Changes {
-		if !correctionFieldPattern.MatchString(k) {
-			v.Add("changes", "invalid_field", "field names are lower-case words such as email, phone, address, organization, name, country, domains")
-			break
-		}
-		freeText(&v, "changes."+k, val, 1024, false)
-	}
-	freeText(&v, "reason", req.Reason, 500, false)
-	if p := v.Problem(); p != nil {
+	if p := req.Validate().Problem(); p != nil {
 		s.problem(w, r, p)
 		return
 	}

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -17,17 +15,9 @@ import (
 
 	"certdesk/internal/api"
 	"certdesk/internal/cases"
-	"certdesk/internal/pki"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
-
-type disclosureRequest struct {
-	Name          string `json:"name"`
-	Email         string `json:"email"`
-	Delivery      string `json:"delivery"`
-	PostalAddress string `json:"postal_address"`
-}
 
 type disclosureAccepted struct {
 	ID             string `json:"id"`
@@ -47,21 +37,7 @@ func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request)
 		s.problem(w, r, p)
 		return
 	}
-	var v api.Validation
-	freeText(&v, "name", req.Name, 128, true)
-	if v.Required("email", req.Email == "") {
-		if len(req.Email) > 254 || pki.CheckEmail(req.Email) != nil {
-			v.Add("email", "email-invalid", "not a valid email address")
-		}
-	}
-	if req.Delivery == "" {
-		req.Delivery = workflows.DeliveryElectronic
-	}
-	if req.Delivery != workflows.DeliveryElectronic && req.Delivery != workflows.DeliveryPaper {
-		v.Add("delivery", "one_of", "electronic (a download link by email, the default) or paper")
-	}
-	freeText(&v, "postal_address", req.PostalAddress, 300, req.Delivery == workflows.DeliveryPaper)
-	if p := v.Problem(); p != nil {
+	if p := req.Validate().Problem(); p != nil {
 		s.problem(w, r, p)
 		return
 	}
@@ -88,19 +64,6 @@ func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request)
 	}
 	writeJSON(w, http.StatusAccepted, disclosureAccepted{ID: id, WorkflowID: wid, Status: workflows.DiscReceived,
 		VerificationID: workflows.DisclosureVerificationID(id), Delivery: req.Delivery})
-}
-
-// freeText checks a free-text field: valid UTF-8, no control characters,
-// at most max characters, present when required.
-func freeText(v *api.Validation, field, val string, max int, required bool) {
-	if required && !v.Required(field, strings.TrimSpace(val) == "") {
-		return
-	}
-	if !utf8.ValidString(val) || strings.IndexFunc(val, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
-		v.Add(field, "invalid_characters", "control characters are not allowed")
-	} else if utf8.RuneCountInString(val) > max {
-		v.Add(field, "too_long", fmt.Sprintf("at most %d characters", max))
-	}
 }
 
 var linkTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{20,128}$`)

@@ -14,12 +14,6 @@ import (
 	"certdesk/workflows"
 )
 
-type inquiryRequest struct {
-	Kind    string `json:"kind"`
-	Contact string `json:"contact"`
-	Body    string `json:"body"`
-}
-
 type inquiryAccepted struct {
 	ID         string `json:"id"`
 	WorkflowID string `json:"workflow_id"`
@@ -35,15 +29,7 @@ func (s *Server) createInquiry(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	var v api.Validation
-	switch req.Kind {
-	case "inquiry", "complaint", "stop_provision":
-	default:
-		v.Add("kind", "one_of", "inquiry, complaint or stop_provision")
-	}
-	freeText(&v, "contact", req.Contact, 254, true)
-	freeText(&v, "body", req.Body, 4000, true)
-	if p := v.Problem(); p != nil {
+	if p := req.Validate().Problem(); p != nil {
 		s.problem(w, r, p)
 		return
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"certdesk/internal/api"
+	"certdesk/internal/product"
+	"certdesk/internal/revocation"
 )
 
 func mustServer(t testing.TB, d Deps) *Server {
@@ -118,6 +121,29 @@ func TestServedOpenAPIAndUnknownRoutes(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.code || resp.Header.Get("Content-Type") != api.ContentType {
 			t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+// TestOpenAPIEnumsMatchVocabulary keeps the enums the document lists for
+// resellers equal to the vocabulary packages the handlers check against.
+func TestOpenAPIEnumsMatchVocabulary(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Enum []string `yaml:"enum"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"Product":                  product.All(),
+		"ResellerRevocationReason": revocation.Names(revocation.ResellerAllowed()),
+	} {
+		if got := doc.Components.Schemas[name].Enum; !slices.Equal(got, want) {
+			t.Errorf("openapi.yaml components.schemas.%s.enum = %v, want %v", name, got, want)
 		}
 	}
 }

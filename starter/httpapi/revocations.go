@@ -8,14 +8,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"net/http"
-	"strings"
 
 	"certdesk/internal/api"
 	"certdesk/internal/pki"
+	"certdesk/internal/revocation"
 	"certdesk/internal/store"
 	"certdesk/workflows"
 )
@@ -39,13 +37,6 @@ func KeyProofChallenge(serial string) string {
 	return "certdesk-revoke:" + store.NormalizeSerial(serial)
 }
 
-type keyProofRequest struct {
-	Certificate string `json:"certificate"`
-	Signature   string `json:"signature"`
-	CSR         string `json:"csr"`
-	Comment     string `json:"comment"`
-}
-
 // revokeByKeyProof revokes a certificate for key compromise at the request
 // of anyone who proves possession of its private key (O12, BR §4.9.2).
 func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
@@ -54,45 +45,11 @@ func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	var v api.Validation
-	var cert *x509.Certificate
-	if v.Required("certificate", strings.TrimSpace(req.Certificate) == "") {
-		b, _ := pem.Decode([]byte(req.Certificate))
-		if b == nil || b.Type != "CERTIFICATE" {
-			v.Add("certificate", "invalid", "send the certificate as one PEM CERTIFICATE block")
-		} else if c, err := x509.ParseCertificate(b.Bytes); err != nil {
-			v.Add("certificate", "invalid", "the certificate does not parse")
-		} else {
-			cert = c
-		}
-	}
-	switch {
-	case req.Signature == "" && req.CSR == "":
-		v.Add("signature", "required", "send signature (or csr) proving possession of the certificate's key")
-	case req.Signature != "" && req.CSR != "":
-		v.Add("csr", "not_allowed", "send either signature or csr, not both")
-	}
-	var sig []byte
-	if req.Signature != "" {
-		var err error
-		if sig, err = base64.StdEncoding.DecodeString(strings.TrimSpace(req.Signature)); err != nil || len(sig) == 0 || len(sig) > 2048 {
-			v.Add("signature", "invalid", "base64 of the signature over the challenge")
-		}
-	}
-	var csr *pki.Request
-	if req.CSR != "" {
-		if _, err := pki.ParseCSR([]byte(req.CSR)); err != nil {
-			v.Add("csr", "csr-malformed", "the CSR does not parse")
-		} else {
-			csr = &pki.Request{CSR: []byte(req.CSR)}
-		}
-	}
-	validComment(&v, req.Comment)
-	if p := v.Problem(); p != nil {
+	if p := req.Validate().Problem(); p != nil {
 		s.problem(w, r, p)
 		return
 	}
-
+	cert := req.cert
 	serial := cert.SerialNumber.Text(16)
 	stored, err := s.st.GetCertificate(r.Context(), serial)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !bytes.Equal(stored.DER, cert.Raw)) {
@@ -105,11 +62,11 @@ func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
 	}
 	challenge := KeyProofChallenge(serial)
 	method := "signature"
-	if csr != nil {
+	if req.CSR != "" {
 		method = "csr"
-		err = verifyCSRProof(csr.CSR, cert, challenge)
+		err = verifyCSRProof([]byte(req.CSR), cert, challenge)
 	} else {
-		err = verifySignatureProof(cert.PublicKey, sig, challenge)
+		err = verifySignatureProof(cert.PublicKey, req.sig, challenge)
 	}
 	if err != nil {
 		s.problem(w, r, api.New(http.StatusForbidden, api.TypeKeyProofInvalid, err.Error()+"; sign "+challenge+" (see /openapi.yaml)").
@@ -117,7 +74,7 @@ func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.startRevocation(w, r, workflows.RevocationInput{
-		Serial: stored.Serial, Reason: "keyCompromise", Comment: req.Comment,
+		Serial: stored.Serial, Reason: revocation.KeyCompromise.String(), Comment: req.Comment,
 		Requester: workflows.Requester{Kind: workflows.RequesterSubscriber, ID: "key-proof:" + method},
 	}, stored.ResellerID)
 }

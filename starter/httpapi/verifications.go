@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,12 +14,6 @@ import (
 	"certdesk/internal/api"
 	"certdesk/workflows"
 )
-
-var codePattern = regexp.MustCompile(`^[0-9]{6}$`)
-
-type codeRequest struct {
-	Code string `json:"code"`
-}
 
 // codeResponse is the answer to an accepted code.
 type codeResponse struct {
@@ -42,10 +35,8 @@ func (s *Server) submitCode(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	if !codePattern.MatchString(req.Code) {
-		var v api.Validation
-		v.Add("code", "invalid", "the code is the 6 digits from the email")
-		s.problem(w, r, v.Problem())
+	if p := req.Validate().Problem(); p != nil {
+		s.problem(w, r, p)
 		return
 	}
 	id := r.PathValue("id")
