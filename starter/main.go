@@ -1,6 +1,8 @@
 // Command starter is CertDesk's front door: the reseller and public HTTP API,
 // the CA repository (CRL, OCSP, CA certificates), the Temporal codec server
-// for staff tools, health and metrics, and the operator subcommands.
+// for staff tools, health and metrics, and the operator subcommands. The
+// HTTP API itself is the library certdesk/starter/httpapi; this command
+// wires the database, the store, Temporal and the codec into it.
 //
 //	starter                 serve HTTP on CERTDESK_HTTP_ADDR
 //	starter migrate         apply database migrations and exit

@@ -208,6 +208,11 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("the client generated from /openapi.yaml reads what the server sends", func(t *testing.T) {
+		s.t = t
+		generatedClient(t, s, keyA, keyB, appA, certA)
+	})
+
 	t.Run("workflow history holds no personal data; the codec endpoint decodes it", func(t *testing.T) {
 		s.t = t
 		wid := workflows.ApplicationWorkflowID(appA)
