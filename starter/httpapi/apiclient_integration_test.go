@@ -81,8 +81,12 @@ func generatedClient(t *testing.T, s *stack, keyA, keyB, appA string, certA *x50
 	// Withdrawn again, so it leaves nothing running for the later subtests.
 	wd, err := a.WithdrawApplicationWithResponse(ctx, id, &apiclient.WithdrawApplicationParams{},
 		apiclient.WithdrawApplicationJSONRequestBody{})
-	if err != nil || wd.StatusCode() != http.StatusAccepted {
-		t.Fatalf("withdraw: %v %d %s", err, wd.StatusCode(), wd.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strictDecode(t, wd.HTTPResponse, wd.Body, http.StatusAccepted, &acc)
+	if wd.JSON202 == nil || wd.JSON202.Id != id || wd.JSON202.Status != "withdrawal_requested" {
+		t.Fatalf("withdraw: %d %s", wd.StatusCode(), wd.Body)
 	}
 	s.waitApp(keyA, id, func(a applicationResponse) bool { return a.Status == status.AppWithdrawn })
 	waitWorkflowClosed(t, s, workflows.ApplicationWorkflowID(id))

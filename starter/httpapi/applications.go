@@ -25,6 +25,10 @@ import (
 	"certdesk/workflows"
 )
 
+// statusWithdrawalRequested is the API's answer to a withdrawal: the
+// workflow has the signal; GET shows withdrawn once it has acted on it.
+const statusWithdrawalRequested = "withdrawal_requested"
+
 // applicationResponse is the answer of POST and GET /v1/applications.
 type applicationResponse struct {
 	ID                string                      `json:"id"`
@@ -272,7 +276,7 @@ func (s *Server) withdrawApplication(w http.ResponseWriter, r *http.Request) {
 		s.temporalError(w, r, "signal withdraw", err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, applicationResponse{ID: id, WorkflowID: wid, Status: "withdrawal_requested"})
+	writeJSON(w, http.StatusAccepted, applicationResponse{ID: id, WorkflowID: wid, Status: statusWithdrawalRequested})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request, what string) {

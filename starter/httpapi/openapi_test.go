@@ -13,6 +13,7 @@ import (
 	"certdesk/internal/api"
 	"certdesk/internal/product"
 	"certdesk/internal/revocation"
+	"certdesk/internal/status"
 )
 
 func mustServer(t testing.TB, d Deps) *Server {
@@ -128,11 +129,15 @@ func TestServedOpenAPIAndUnknownRoutes(t *testing.T) {
 // TestOpenAPIEnumsMatchVocabulary keeps the enums the document lists for
 // resellers equal to the vocabulary packages the handlers check against.
 func TestOpenAPIEnumsMatchVocabulary(t *testing.T) {
+	type schema struct {
+		Enum       []string `yaml:"enum"`
+		Properties map[string]struct {
+			Enum []string `yaml:"enum"`
+		} `yaml:"properties"`
+	}
 	var doc struct {
 		Components struct {
-			Schemas map[string]struct {
-				Enum []string `yaml:"enum"`
-			} `yaml:"schemas"`
+			Schemas map[string]schema `yaml:"schemas"`
 		} `yaml:"components"`
 	}
 	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
@@ -144,6 +149,23 @@ func TestOpenAPIEnumsMatchVocabulary(t *testing.T) {
 	} {
 		if got := doc.Components.Schemas[name].Enum; !slices.Equal(got, want) {
 			t.Errorf("openapi.yaml components.schemas.%s.enum = %v, want %v", name, got, want)
+		}
+	}
+	// The statuses the API reports: the application statuses (and the
+	// API's own withdrawal_requested), the certificate statuses.
+	apps := []string{status.AppReceived, status.AppValidating, status.AppVerifyingIdentity, status.AppAwaitingReview,
+		status.AppIssuing, status.AppIssued, status.AppRejected, status.AppWithdrawn, status.AppExpired, status.AppFailed,
+		statusWithdrawalRequested}
+	for _, tc := range []struct {
+		schema string
+		want   []string
+	}{
+		{"Application", apps},
+		{"Certificate", []string{status.CertValid, status.CertRevoked}},
+	} {
+		got := doc.Components.Schemas[tc.schema].Properties["status"].Enum
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("openapi.yaml components.schemas.%s.properties.status.enum = %v, want %v", tc.schema, got, tc.want)
 		}
 	}
 }
