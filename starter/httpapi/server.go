@@ -140,7 +140,8 @@ func New(d Deps) (*Server, error) {
 }
 
 // Run does the server's background work until ctx ends: it purges expired
-// Idempotency-Key answers hourly and keeps the OCSP cache fresh.
+// Idempotency-Key answers hourly and keeps the OCSP cache fresh. It needs
+// Deps.Store; without Run the OCSP cache entries simply expire.
 func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
