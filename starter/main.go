@@ -1,6 +1,8 @@
 // Command starter is CertDesk's front door: the reseller and public HTTP API,
 // the CA repository (CRL, OCSP, CA certificates), the Temporal codec server
-// for staff tools, health and metrics, and the operator subcommands.
+// for staff tools, health and metrics, and the operator subcommands. The
+// HTTP API itself is the library certdesk/starter/httpapi; this command
+// wires the database, the store, Temporal and the codec into it.
 //
 //	starter                 serve HTTP on CERTDESK_HTTP_ADDR
 //	starter migrate         apply database migrations and exit
@@ -14,6 +16,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,12 +28,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/logging"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
+	"certdesk/starter/httpapi"
 )
 
 func main() {
@@ -79,7 +86,7 @@ func migrate() error {
 // openStore builds the repository with the personal-data keys: the
 // starter decrypts certificates for their reseller and encrypts reseller
 // contact addresses.
-func openStore(cfg *config.Config, pool *sqlxDB) (*store.Store, error) {
+func openStore(cfg *config.Config, pool *sqlx.DB) (*store.Store, error) {
 	st, _, err := activities.OpenStore(cfg, pool)
 	return st, err
 }
@@ -121,15 +128,14 @@ func serve() error {
 		log.Warn("CERTDESK_STAFF_TOKEN is not set: the /codec endpoints for the Temporal UI are disabled")
 	}
 
-	s, err := newServer(deps{Config: cfg, DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
+	api, err := httpapi.New(httpapi.Deps{Config: httpapi.ConfigFrom(cfg), DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
 	if err != nil {
 		return err
 	}
-	go s.purgeIdempotencyKeys(ctx)
-	go s.refreshOCSPCache(ctx)
+	go api.Run(ctx)
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           s.handler(),
+		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -150,24 +156,6 @@ func serve() error {
 		_ = srv.Shutdown(shutdown)
 	}
 	return nil
-}
-
-// purgeIdempotencyKeys deletes expired Idempotency-Key answers hourly.
-func (s *server) purgeIdempotencyKeys(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if n, err := s.st.PurgeIdempotencyKeys(ctx, s.limits.IdempotencyTTL); err != nil {
-			s.log.Warn("purge idempotency keys", "error", err)
-		} else if n > 0 {
-			s.log.Info("purged idempotency keys", "rows", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // healthcheck probes the local starter, for container health checks where no
@@ -272,4 +260,13 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 		return nil
 	}
 	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable)", sub)
+}
+
+// randomID returns 2n lower-case hex characters from crypto/rand.
+func randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
 }

@@ -1,5 +1,0 @@
-package main
-
-import "github.com/jmoiron/sqlx"
-
-type sqlxDB = sqlx.DB
