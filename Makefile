@@ -7,7 +7,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 GOTEST_FLAGS ?= -p 2 -timeout 30m
 
 .PHONY: all build tools run migrate test unit vet record-histories compose-check bench bench-go clean
-.PHONY: temporal-server temporal-ui fuzz chaos chaos-short
+.PHONY: temporal-server temporal-ui fuzz chaos chaos-short deps
 
 all: build
 
@@ -37,7 +37,7 @@ RUN_TOOLS := tools
 ifeq ($(TEMPORAL),postgres)
 RUN_TOOLS += temporal-server temporal-ui
 endif
-run: $(RUN_TOOLS) build
+run: deps $(RUN_TOOLS) build
 	TEMPORAL=$(TEMPORAL) bash scripts/run.sh
 
 migrate: $(BIN)/starter
@@ -57,9 +57,16 @@ compose-check:
 		docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
 	else echo "docker-compose not installed: skipping compose validation (apt-get install docker-compose)"; fi
 
+# The machine packages the tests and the stack use (SoftHSM2, openssl,
+# docker-compose, the PostgreSQL client and server, the DNS and ACME tools),
+# installed when missing and possible (root, apt-get), and the machine's
+# PostgreSQL started when it is down; quiet when all is there.
+deps:
+	@bash scripts/deps.sh
+
 # The go tests, then the short chaos run (50 cases, one fault of each kind;
 # see chaos/main.go) on the standalone Temporal server.
-test: tools vet compose-check temporal-server build
+test: deps tools vet compose-check temporal-server build
 	$(GO) test $(GOTEST_FLAGS) -tags integration ./...
 	$(GO) run ./chaos -short
 

@@ -21,15 +21,72 @@ if [[ ! -f "$RUN/ca/ca.json" ]]; then
 	log "created the development CA in $RUN/ca"
 fi
 
-# dev_reseller creates the demo reseller once (after migrations) and keeps
-# its API key in .run/demo-reseller.key.
+# dev_reseller creates the demo reseller (id rs_demo) once, after the
+# migrations, and keeps its API key in .run/demo-reseller.key.
 dev_reseller() {
 	if [[ ! -s "$RUN/demo-reseller.key" ]]; then
-		(umask 077 && "$BIN/starter" reseller add --name "Demo Reseller" --contact-email reseller@demo.example \
+		(umask 077 && "$BIN/starter" reseller add --id rs_demo --name "Demo Reseller" --contact-email reseller@demo.example \
 			2>>"$RUN/logs/reseller.log" | tail -n1 >"$RUN/demo-reseller.key")
 		log "created the demo reseller"
 	fi
+	# A .run/ from before the fixed id: the demo reseller is the first one made.
+	DEMO_RESELLER_ID=$(psql "$DATABASE_URL" -Atc "select id from resellers where name = 'Demo Reseller' order by created_at limit 1" 2>/dev/null || true)
 	DEV_SETUP_SUMMARY="  CA certificates  $RUN/ca   (http://127.0.0.1:$HTTP_PORT/repository/ca/<issuer>.pem)
-  Demo reseller    Authorization: Bearer $(cat "$RUN/demo-reseller.key")
-  Staff codec      token in $RUN/dev.env (CERTDESK_STAFF_TOKEN); sign in at http://127.0.0.1:$HTTP_PORT/codec/session"
+  Demo reseller    ${DEMO_RESELLER_ID:-?}, API key in \$CERTDESK_DEMO_RESELLER_KEY (.run/env)
+  Staff codec      sign in at http://127.0.0.1:$HTTP_PORT/codec/session with \$CERTDESK_STAFF_TOKEN (.run/env)"
+}
+
+# staff_cli_env makes the temporal CLI send X-Staff-Id to the codec endpoint:
+# the CLI takes the codec endpoint and Authorization from the environment
+# (TEMPORAL_CODEC_ENDPOINT, TEMPORAL_CODEC_AUTH in .run/env) but codec headers
+# only from --codec-header or from a named environment of its own settings
+# file (~/.config/temporalio/temporal.yaml), selected by TEMPORAL_ENV. This
+# sets that environment's codec-header once; staff change it with
+# `bin/temporal env set --env certdesk -k codec-header -v X-Staff-Id=<id>`.
+staff_cli_env() {
+	if ! "$BIN/temporal" env get --env certdesk -k codec-header 2>/dev/null | grep -q 'X-Staff-Id='; then
+		"$BIN/temporal" env set --env certdesk -k codec-header -v "X-Staff-Id=${CERTDESK_STAFF_ID:-$(id -un)}" >/dev/null 2>&1 &&
+			log "temporal CLI environment \"certdesk\": codec-header X-Staff-Id=${CERTDESK_STAFF_ID:-$(id -un)}"
+	fi
+}
+
+# write_env writes .run/env: everything CertDesk's commands (bin/starter,
+# bin/worker) and the temporal CLI need to reach this stack, so that a second
+# shell runs the README's commands after `. .run/env`. Secrets included: the
+# file is readable by its owner only and never committed.
+write_env() {
+	q() { printf '%q' "$1"; }
+	(
+		umask 077
+		cat >"$RUN/env.tmp" <<ENV
+# Written by \`make run\` (scripts/run.sh); source it in any shell: . .run/env
+# CertDesk's processes and operator commands (bin/starter, bin/worker)
+export DATABASE_URL=$(q "$DATABASE_URL")
+export CERTDESK_PII_KEYS=$(q "$CERTDESK_PII_KEYS")
+export CERTDESK_BLIND_INDEX_KEY=$(q "$CERTDESK_BLIND_INDEX_KEY")
+export CERTDESK_CA_PASSPHRASE=$(q "$CERTDESK_CA_PASSPHRASE")
+export CERTDESK_CODEC_KEY=$(q "$CERTDESK_CODEC_KEY")
+export CERTDESK_STAFF_TOKEN=$(q "$CERTDESK_STAFF_TOKEN")
+export CERTDESK_CA_DIR=$(q "$CERTDESK_CA_DIR")
+export CERTDESK_REGISTRY_FILE=$(q "$CERTDESK_REGISTRY_FILE")
+export CERTDESK_TEMPORAL_ADDRESS=$(q "$CERTDESK_TEMPORAL_ADDRESS")
+export CERTDESK_TEMPORAL_UI_URL=$(q "$CERTDESK_TEMPORAL_UI_URL")
+export CERTDESK_SMTP_HOST=$(q "$CERTDESK_SMTP_HOST") CERTDESK_SMTP_PORT=$(q "$CERTDESK_SMTP_PORT") CERTDESK_SMTP_TLS=$(q "$CERTDESK_SMTP_TLS")
+export CERTDESK_HTTP_ADDR=$(q "$CERTDESK_HTTP_ADDR")
+export CERTDESK_PUBLIC_BASE_URL=$(q "$CERTDESK_PUBLIC_BASE_URL")
+# the temporal CLI (bin/temporal): server, namespace and the starter's codec,
+# so that payloads are encrypted and results decoded; X-Staff-Id comes from
+# the CLI's own environment "certdesk" (bin/temporal env get --env certdesk)
+export TEMPORAL_ADDRESS=$(q "$CERTDESK_TEMPORAL_ADDRESS")
+export TEMPORAL_NAMESPACE=default
+export TEMPORAL_CODEC_ENDPOINT=$(q "http://127.0.0.1:$HTTP_PORT/codec")
+export TEMPORAL_CODEC_AUTH=$(q "Bearer $CERTDESK_STAFF_TOKEN")
+export TEMPORAL_ENV=certdesk
+# the README's walk-throughs
+export CERTDESK_DEMO_RESELLER_ID=$(q "${DEMO_RESELLER_ID:-}")
+export CERTDESK_DEMO_RESELLER_KEY=$(q "$(cat "$RUN/demo-reseller.key")")
+export CERTDESK_MAILDEV_URL=$(q "http://127.0.0.1:$MAILDEV_WEB_PORT")
+ENV
+		mv "$RUN/env.tmp" "$RUN/env"
+	)
 }

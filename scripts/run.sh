@@ -4,7 +4,9 @@
 # PostgreSQL (the server at DATABASE_URL if it answers, else a private cluster
 # under .run/pg), the Temporal dev server (SQLite under .run/, Web UI), MailDev,
 # migrations, a development CA, a demo reseller, the worker (all roles) and the
-# starter. Prints the URLs, waits for /readyz, stops everything on Ctrl-C.
+# starter. Prints the URLs, waits for /readyz, writes .run/env (what a second
+# shell sources to run the README's operator and staff commands), stops
+# everything on Ctrl-C.
 # TEMPORAL=postgres: the standalone Temporal server on PostgreSQL instead of
 # the dev server (scripts/temporal-postgres.sh), with bin/temporal-ui.
 # A second run reuses .run/.
@@ -156,6 +158,8 @@ dev_reseller
 start worker "$BIN/worker" -role "${WORKER_ROLE:-all}" -metrics-addr "127.0.0.1:${WORKER_METRICS_PORT:-9464}"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
+staff_cli_env
+write_env
 
 cat <<EOF
 
@@ -169,6 +173,8 @@ CertDesk is running. Ctrl-C stops everything.
   PostgreSQL       $DATABASE_URL
   Logs             $RUN/logs/
 ${DEV_SETUP_SUMMARY:-}
+
+In another shell, before the README's operator and staff commands:  . .run/env
 EOF
 
 # Wait until a child dies or Ctrl-C arrives; either way stop everything.
