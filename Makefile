@@ -29,7 +29,25 @@ tools/maildev/node_modules/.package-lock.json: tools/maildev/package-lock.json
 	npm ci --prefix tools/maildev --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json
+# Redocly CLI 2.77.0 (lints the served OpenAPI document), pinned by
+# tools/redocly/package-lock.json.
+tools/redocly/node_modules/.package-lock.json: tools/redocly/package-lock.json
+	npm ci --prefix tools/redocly --no-audit --no-fund --loglevel=error
+	touch $@
+
+# TesseraCT v0.1.1 with its POSIX backend: the local CT logs (tools/tesseract).
+$(BIN)/tesseract-posix: tools/tesseract/go.mod tools/tesseract/go.sum
+	cd tools/tesseract && $(GO) build -trimpath -o $@ github.com/transparency-dev/tesseract/cmd/tesseract/posix
+
+tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json $(BIN)/tesseract-posix
+
+# The reseller contract: redocly lint of the OpenAPI document, and the Go
+# client generated from it (oapi-codegen, pinned in tools/oapi-codegen).
+.PHONY: openapi-lint generate
+openapi-lint: tools/redocly/node_modules/.package-lock.json
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true tools/redocly/node_modules/.bin/redocly lint --config tools/redocly/redocly.yaml starter/httpapi/openapi.yaml
+generate:
+	$(GO) generate ./starter/httpapi/apiclient
 
 # TEMPORAL=postgres: the standalone Temporal server v1.29.1 on PostgreSQL
 # (scripts/temporal-postgres.sh) instead of the dev server on SQLite.
@@ -122,7 +140,7 @@ FUZZTIME ?= 30s
 FUZZ_PARALLEL ?= 1
 FUZZ_TARGETS := ./internal/pki:FuzzParseCSR ./internal/pki:FuzzCheckCSR ./internal/pki:FuzzOCSPRequest \
 	./internal/codec:FuzzDecode ./internal/codec:FuzzRoundTrip ./internal/api:FuzzDecodeJSON \
-	./starter:FuzzApplicationRequest
+	./starter/httpapi:FuzzApplicationRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg, $(FUZZTIME))"; \

@@ -41,6 +41,7 @@ stop_all() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	bash "$ROOT/scripts/dns.sh" stop >/dev/null 2>&1 || true
 	if [[ -n "$PRIVATE_PG" ]]; then
 		as_pg "$PGBIN/pg_ctl" -D "$PRIVATE_PG" -m fast -w stop >/dev/null 2>&1 || true
 	fi
@@ -150,16 +151,48 @@ if [[ ${TEMPORAL:-} == postgres ]]; then
 fi
 wait_for "MailDev" 120 curl -fsS "http://127.0.0.1:$MAILDEV_WEB_PORT/healthz"
 
+# --- DNS: Knot DNS (DNSSEC-signed test zones, RFC 2136 updates with TSIG) and
+# a validating Unbound, the CA's resolver (scripts/dns.sh) -------------------
+bash "$ROOT/scripts/dns.sh" start >"$RUN/logs/dns.log" 2>&1 || { cat "$RUN/logs/dns.log"; exit 1; }
+set -a
+# shellcheck disable=SC1090
+source <(bash "$ROOT/scripts/dns.sh" env)
+set +a
+# Domain validation on this machine: names point at loopback, which only
+# this development setting lets the validator reach; the file method on a
+# port a user can bind (production: 80 or 443 only).
+export CERTDESK_DCV_DEV_NETWORKS=127.0.0.0/8,::1/128
+export CERTDESK_DCV_HTTP_PORT=${DCV_HTTP_PORT:-8088}
+# The remote network perspectives (BR §3.2.2.9): one worker process each.
+export CERTDESK_PERSPECTIVES=${CERTDESK_PERSPECTIVES:-us-east:ARIN,eu-west:RIPE,ap-northeast:APNIC,us-west:ARIN,eu-central:RIPE}
+
 # --- CertDesk ----------------------------------------------------------------
 # shellcheck source=scripts/dev-setup.sh
 source "$ROOT/scripts/dev-setup.sh"
 "$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
 dev_reseller
 start worker "$BIN/worker" -role "${WORKER_ROLE:-all}" -metrics-addr "127.0.0.1:${WORKER_METRICS_PORT:-9464}"
+IFS=, read -ra perspectives <<<"$CERTDESK_PERSPECTIVES"
+for p in "${perspectives[@]}"; do
+	start "perspective-${p%%:*}" "$BIN/worker" -role perspective -name "${p%%:*}" -rir "${p##*:}" -metrics-addr ""
+done
+# --- Certificate Transparency: TesseraCT logs accepting the development
+# root (scripts/ctlogs.sh; the CA exists by now) -----------------------------
+rm -f "$RUN/ct/log_list.json"
+start ctlogs bash "$ROOT/scripts/ctlogs.sh" run
+wait_for "CT logs" 480 test -f "$RUN/ct/log_list.json"
+export CERTDESK_CT_LOG_LIST="$RUN/ct/log_list.json"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 staff_cli_env
 write_env
+{
+	echo "# domain validation, perspectives, the local DNS and CT logs"
+	printf 'export CERTDESK_DCV_RESOLVER=%q CERTDESK_DCV_DEV_NETWORKS=%q CERTDESK_DCV_HTTP_PORT=%q\n' \
+		"$CERTDESK_DCV_RESOLVER" "$CERTDESK_DCV_DEV_NETWORKS" "$CERTDESK_DCV_HTTP_PORT"
+	printf 'export CERTDESK_PERSPECTIVES=%q CERTDESK_CT_LOG_LIST=%q\n' "$CERTDESK_PERSPECTIVES" "$CERTDESK_CT_LOG_LIST"
+	bash "$ROOT/scripts/dns.sh" env | sed 's/^/export /'
+} >>"$RUN/env"
 
 cat <<EOF
 
@@ -170,6 +203,9 @@ CertDesk is running. Ctrl-C stops everything.
   Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
   Temporal gRPC    127.0.0.1:$TEMPORAL_PORT   (${TEMPORAL:-dev server, SQLite}${TEMPORAL:+: server v1.29.1, history in PostgreSQL})
   MailDev          http://127.0.0.1:$MAILDEV_WEB_PORT   (SMTP 127.0.0.1:$SMTP_PORT)
+  DNS              resolver $CERTDESK_DCV_RESOLVER (validating), zones at $CERTDESK_DEV_DNS_SERVER: $CERTDESK_DEV_ZONES
+  Perspectives     $CERTDESK_PERSPECTIVES
+  CT logs          log list $CERTDESK_CT_LOG_LIST
   PostgreSQL       $DATABASE_URL
   Logs             $RUN/logs/
 ${DEV_SETUP_SUMMARY:-}
