@@ -33,6 +33,8 @@ type SigningStore interface {
 	ListOCSPDue(ctx context.Context, refreshBefore time.Time, after string, limit int) ([]store.CertificateRef, error)
 	SelectCertificates(ctx context.Context, sel store.Selector, after string, limit int) ([]store.CertificateRef, error)
 	UpsertOCSPBatch(ctx context.Context, rs []store.OCSPResponse) (int, error)
+	// Validation evidence, checked before signing.
+	EvidenceStore
 	// Disclosure packages.
 	DisclosurePackageRef(ctx context.Context, requestID string) (string, error)
 	GetDisclosurePackage(ctx context.Context, id string) (store.DisclosurePackage, error)
@@ -129,6 +131,9 @@ func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (Iss
 	case !errors.Is(err, store.ErrNotFound):
 		return IssueResult{}, err
 	}
+	if err := checkEvidence(ctx, s.Store, in, time.Now()); err != nil {
+		return IssueResult{}, err
+	}
 	issuer, err := s.CA.IssuerFor(in.Product)
 	if err != nil {
 		return IssueResult{}, nonRetryable(ErrTypeInvalid, err.Error(), nil)
@@ -148,7 +153,7 @@ func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (Iss
 	req := &pki.IssueRequest{
 		Request:   pki.Request{Profile: in.Product, CSR: []byte(in.CSRPEM), Subject: in.Subject, Domains: in.Domains, Email: in.Email},
 		Serial:    serial,
-		NotBefore: iss.ReservedAt.UTC().Truncate(time.Second),
+		NotBefore: notBefore(iss.ReservedAt, time.Now()),
 		Validity:  time.Duration(in.ValidityDays) * 24 * time.Hour,
 	}
 	out, err := issuer.Issue(ctx, req)
@@ -175,6 +180,20 @@ func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (Iss
 		s.Log.Warn("first OCSP response not signed; the refresh schedule will", "serial", c.Serial, "error", err)
 	}
 	return issueResult(c), nil
+}
+
+// maxBackdate keeps notBefore within 48 hours of signing (BR §7.1.2.7)
+// with a margin: a serial reserved long ago by an attempt that never signed
+// gets the signing time instead.
+const maxBackdate = 47 * time.Hour
+
+// notBefore is the reservation time, so retries sign the same validity,
+// unless that is too far before the signing time now.
+func notBefore(reserved, now time.Time) time.Time {
+	if now.Sub(reserved) > maxBackdate {
+		reserved = now
+	}
+	return reserved.UTC().Truncate(time.Second)
 }
 
 func issueResult(c store.Certificate) IssueResult {

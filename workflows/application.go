@@ -76,7 +76,9 @@ type ApplicationState struct {
 	// Corroborations maps each domain to its multi-perspective
 	// corroboration (BR §3.2.2.9): each perspective's result and the verdict.
 	Corroborations map[string]Corroboration `json:",omitempty"`
-	Review         *ReviewDecision
+	// CAA is the newest CAA check of each name (BR §3.2.2.8).
+	CAA    []activities.CAAOutcome `json:",omitempty"`
+	Review *ReviewDecision
 }
 
 // ApplicationResult is the workflow's outcome.
@@ -113,6 +115,8 @@ type application struct {
 	cancelWait workflow.CancelFunc
 	// perspectives are the remote perspectives, listed once per case.
 	perspectives []mpic.Perspective
+	// caaChecks counts CAA checks: each gets its own evidence rows.
+	caaChecks int
 }
 
 func (w *application) setup(ctx workflow.Context) error {
@@ -287,7 +291,15 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 		}
 	}
 
-	// 6. Lint and sign on the signing queue; from here a withdrawal is refused.
+	// 6. CAA, corroborated, right before signing (O18, O19).
+	caaOn := workflow.GetVersion(ctx, caaChange, workflow.DefaultVersion, 1) >= 1
+	if caaOn {
+		if err := w.checkCAA(ctx); err != nil {
+			return "", err
+		}
+	}
+
+	// 7. Lint and sign on the signing queue; from here a withdrawal is refused.
 	w.committed = true
 	if err := w.setStatus(ctx, status.AppIssuing, "", "signing on the signing queue"); err != nil {
 		return "", err
@@ -295,11 +307,30 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
 	var sa *activities.SigningActivities
 	var issued activities.IssueResult
-	err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
-		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
-		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
-		Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: certEmail(in),
-	}).Get(ctx, &issued)
+	for attempt := 1; ; attempt++ {
+		err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
+			ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
+			Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
+			Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: certEmail(in),
+		}).Get(ctx, &issued)
+		// The signer found the CAA check too old (signing waited past its
+		// 8 hours): check again and sign.
+		reason, stale := applicationErrorOf(err, activities.ErrTypeStaleEvidence)
+		if !stale || !caaOn || attempt >= CAAAttempts {
+			if stale {
+				err = temporal.NewNonRetryableApplicationError(reason, activities.ErrTypeCSRRejected, nil)
+			}
+			break
+		}
+		workflow.SetCurrentDetails(ctx, reason)
+		if err := w.checkCAA(ctx); err != nil {
+			var rej *rejection
+			if errors.As(err, &rej) {
+				rej.failed = true
+			}
+			return "", err
+		}
+	}
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
 		// The pre-issuance lint or a last check refused: nothing was signed.
 		return "", &rejection{reason: "issuance refused: " + reason, failed: true}
@@ -359,7 +390,9 @@ func (w *application) validateDomains(ctx workflow.Context) error {
 			return err
 		}
 		if workflow.GetVersion(ctx, mpicChange, workflow.DefaultVersion, 1) >= 1 {
-			if err := w.corroborate(ctx, d, method, tokens[d]); err != nil {
+			if err := w.corroborate(ctx, perspectiveCheck{check: CheckDCV, name: d, activity: activities.PerspectiveCheckDomainName,
+				input:   activities.PerspectiveCheckInput{ApplicationID: w.in.ApplicationID, Domain: d, Method: method, Token: tokens[d]},
+				outcome: activities.OutcomeValid}); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,19 @@ func perspectiveMocks(env *testsuite.TestWorkflowEnvironment) *[]activities.Corr
 	var a *activities.Activities
 	var recorded []activities.CorroborationInput
 	env.OnActivity(a.ListPerspectives, mock.Anything).Return(testPerspectives, nil).Maybe()
+	env.OnActivity(a.CheckCAA, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CAAInput) ([]activities.CAAOutcome, error) {
+			var out []activities.CAAOutcome
+			for _, r := range in.Requests {
+				o, ok := caaAnswers[r.Name]
+				if !ok {
+					o = activities.CAAOutcome{Permitted: true, Rule: "no-caa"}
+				}
+				o.Name = r.Name
+				out = append(out, o)
+			}
+			return out, nil
+		}).Maybe()
 	env.OnActivity(a.RecordCorroboration, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CorroborationInput) error {
 			recorded = append(recorded, in)
@@ -71,6 +84,9 @@ func perspectiveMocks(env *testsuite.TestWorkflowEnvironment) *[]activities.Corr
 	recordedRounds = &recorded
 	return &recorded
 }
+
+// caaAnswers overrides the primary CAA outcome of names in the current test.
+var caaAnswers map[string]activities.CAAOutcome
 
 // recordedRounds are the corroboration rounds the current test's
 // perspectiveMocks recorded.
@@ -347,13 +363,14 @@ func TestApplicationMPICToleratesOneHijackedPerspective(t *testing.T) {
 	if r := result(t, env); r.Status != status.AppIssued {
 		t.Fatalf("result %+v", r)
 	}
-	if len(*recorded) != 1 || !(*recorded)[0].Decision.OK || len((*recorded)[0].Decision.NonCorroborating) != 1 ||
-		!strings.HasPrefix((*recorded)[0].Decision.NonCorroborating[0], "eu-west") {
+	if len(*recorded) != 2 || (*recorded)[0].Check != CheckDCV || !(*recorded)[0].Decision.OK ||
+		len((*recorded)[0].Decision.NonCorroborating) != 1 || !strings.HasPrefix((*recorded)[0].Decision.NonCorroborating[0], "eu-west") ||
+		(*recorded)[1].Check != CheckCAA || !(*recorded)[1].Decision.OK {
 		t.Fatalf("recorded rounds %+v", *recorded)
 	}
 	var st ApplicationState
 	v, err := env.QueryWorkflow(StatusQuery)
-	if err != nil || v.Get(&st) != nil || len(st.Corroborations["www.example.jp"].Determinations) != len(testPerspectives) {
+	if err != nil || v.Get(&st) != nil || len(st.Corroborations["dcv:www.example.jp"].Determinations) != len(testPerspectives) {
 		t.Fatalf("status query shows no per-perspective results: %v %+v", err, st.Corroborations)
 	}
 }
@@ -372,12 +389,87 @@ func TestApplicationMPICRefusesTooManyDisagreeing(t *testing.T) {
 	if r.Status == status.AppIssued || !strings.Contains(r.Reason, "BR §3.2.2.9") || !strings.Contains(r.Reason, "not corroborated") {
 		t.Fatalf("result %+v", r)
 	}
-	if len(*recorded) != CorroborationRounds {
-		t.Fatalf("%d rounds recorded, want %d", len(*recorded), CorroborationRounds)
+	if len(*recorded) != CorroborationRounds || (*recorded)[0].Check != CheckDCV {
+		t.Fatalf("%d rounds recorded, want %d DCV rounds", len(*recorded), CorroborationRounds)
 	}
 	for _, c := range *recorded {
 		if c.Decision.OK {
 			t.Fatalf("round %d passed: %+v", c.Round, c.Decision)
 		}
+	}
+}
+
+// CAA that names another CA refuses the application before anything is
+// signed, and the reason names the rule and the record.
+func TestApplicationCAAForbids(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	appMocks(env, &statuses)
+	caaAnswers = map[string]activities.CAAOutcome{"www.example.jp": {Permitted: false, Rule: "not-authorized",
+		Reason: "no issue property names certdesk.example", Record: `0 issue "other-ca.example"`}}
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
+	r := result(t, env)
+	if r.Status != status.AppRejected || !strings.Contains(r.Reason, "BR §3.2.2.8") || !strings.Contains(r.Reason, "other-ca.example") {
+		t.Fatalf("result %+v", r)
+	}
+	for _, s := range statuses {
+		if s == status.AppIssuing {
+			t.Fatal("signing started although CAA forbids issuance")
+		}
+	}
+}
+
+// A client certificate's CAA check is issuemail for the mailbox domain, and
+// two perspectives seeing other CAA records refuse it.
+func TestApplicationCAAClientMailboxNotCorroborated(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var names []activities.CAARequest
+	var a *activities.Activities
+	env.OnActivity(a.CheckCAA, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CAAInput) ([]activities.CAAOutcome, error) {
+			names = in.Requests
+			return []activities.CAAOutcome{{Name: in.Requests[0].Name, Permitted: true, Rule: "no-caa"}}, nil
+		})
+	appMocks(env, &statuses)
+	perspectiveCAAOutcomes = map[string]string{"us-east": activities.OutcomeForbid, "eu-west": activities.OutcomeForbid}
+	env.OnWorkflow(Verification, mock.Anything, mock.Anything).Return(verified(true, ""))
+	sendReview(env, time.Hour, ReviewDecision{Decision: "approve", Reviewer: "alice"}, nil)
+	env.ExecuteWorkflow(Application, appInput(product.ClientSign))
+	r := result(t, env)
+	if r.Status == status.AppIssued || !strings.Contains(r.Reason, "caa of example.jp not corroborated") {
+		t.Fatalf("result %+v", r)
+	}
+	if len(names) != 1 || names[0].Name != "example.jp" || !names[0].Mailbox {
+		t.Fatalf("CAA requests %+v, want the mailbox domain with issuemail", names)
+	}
+}
+
+// Signing that waited past the CAA check's validity is refused by the
+// signer as stale; the workflow checks CAA again and signs.
+func TestApplicationStaleCAARechecked(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var sa *activities.SigningActivities
+	calls := 0
+	env.OnActivity(sa.IssueCertificate, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.IssueInput) (activities.IssueResult, error) {
+			calls++
+			if calls == 1 {
+				return activities.IssueResult{}, temporal.NewNonRetryableApplicationError("CAA checked too long ago", activities.ErrTypeStaleEvidence, nil)
+			}
+			return activities.IssueResult{Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM}, nil
+		})
+	appMocks(env, &statuses)
+	env.ExecuteWorkflow(Application, appInput(product.ServerDV))
+	r := result(t, env)
+	caaRounds := 0
+	for _, c := range *recordedRounds {
+		if c.Check == CheckCAA {
+			caaRounds++
+		}
+	}
+	if r.Status != status.AppIssued || calls != 2 || caaRounds != 2 {
+		t.Fatalf("result %+v after %d signing calls and %d CAA corroborations", r, calls, caaRounds)
 	}
 }

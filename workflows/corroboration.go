@@ -43,19 +43,37 @@ var (
 	CorroborationRetryAfter = time.Minute
 )
 
-// Corroboration is what staff see of one domain's corroboration: the last
-// round's determinations and verdict.
+// Corroboration is what staff see of one name's corroboration for one
+// check: the last round's determinations and verdict.
 type Corroboration struct {
+	Check          string // dcv or caa
+	Name           string
 	Round          int
 	Determinations []mpic.Determination
 	Decision       mpic.Decision
 }
 
-// corroborate repeats the primary's successful validation of domain from
-// every remote perspective and applies the BR §3.2.2.9 quorum at the
-// workflow's current time. A quorum not met after CorroborationRounds
-// rounds refuses the domain.
-func (w *application) corroborate(ctx workflow.Context, domain, method, token string) error {
+// Checks that are corroborated.
+const (
+	CheckDCV = "dcv"
+	CheckCAA = "caa"
+)
+
+// perspectiveCheck is one check to repeat from every remote perspective: the
+// activity the perspectives run, its input, and the primary's outcome they
+// must match.
+type perspectiveCheck struct {
+	check    string
+	name     string
+	activity string
+	input    any
+	outcome  string
+}
+
+// corroborate repeats the primary's determination of c from every remote
+// perspective and applies the BR §3.2.2.9 quorum at the workflow's current
+// time. A quorum not met after CorroborationRounds rounds refuses the name.
+func (w *application) corroborate(ctx workflow.Context, c perspectiveCheck) error {
 	if w.perspectives == nil {
 		lctx := workflow.WithLocalActivityOptions(ctx, localActivityOptions())
 		var a *activities.Activities
@@ -66,41 +84,40 @@ func (w *application) corroborate(ctx workflow.Context, domain, method, token st
 			w.perspectives = []mpic.Perspective{}
 		}
 	}
-	in := activities.PerspectiveCheckInput{ApplicationID: w.in.ApplicationID, Domain: domain, Method: method, Token: token}
 	var last mpic.Decision
 	for round := 1; round <= CorroborationRounds; round++ {
-		primary := mpic.Determination{Perspective: "primary", Outcome: activities.OutcomeValid, At: workflow.Now(ctx)}
-		dets := w.askPerspectives(ctx, in)
+		primary := mpic.Determination{Perspective: "primary", Outcome: c.outcome, At: workflow.Now(ctx)}
+		dets := w.askPerspectives(ctx, c)
 		last = mpic.Corroborate(primary, dets, workflow.Now(ctx))
 		if w.state.Corroborations == nil {
 			w.state.Corroborations = map[string]Corroboration{}
 		}
-		w.state.Corroborations[domain] = Corroboration{Round: round, Determinations: dets, Decision: last}
+		w.state.Corroborations[c.check+":"+c.name] = Corroboration{Check: c.check, Name: c.name, Round: round, Determinations: dets, Decision: last}
 		var a *activities.Activities
 		if err := w.exec(ctx, a.RecordCorroboration, activities.CorroborationInput{
-			ApplicationID: w.in.ApplicationID, Domain: domain, Check: "dcv", Round: round,
+			ApplicationID: w.in.ApplicationID, Domain: c.name, Check: c.check, Round: round,
 			Primary: primary, Determinations: dets, Decision: last,
 		}, nil); err != nil {
 			return err
 		}
 		if last.OK {
-			workflow.SetCurrentDetails(ctx, domain+": "+last.Reason)
+			workflow.SetCurrentDetails(ctx, c.check+" "+c.name+": "+last.Reason)
 			return nil
 		}
 		if round < CorroborationRounds {
-			workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s: round %d not corroborated (%s); retrying", domain, round, last.Reason))
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("%s %s: round %d not corroborated (%s); retrying", c.check, c.name, round, last.Reason))
 			if err := workflow.Sleep(ctx, CorroborationRetryAfter); err != nil {
 				return err
 			}
 		}
 	}
-	return &rejection{reason: "domain validation of " + domain + " not corroborated: " + last.Reason}
+	return &rejection{reason: c.check + " of " + c.name + " not corroborated: " + last.Reason}
 }
 
 // askPerspectives runs one check on every remote perspective at once. A
 // perspective that fails or does not answer in time counts as used and not
 // corroborating ("error: …").
-func (w *application) askPerspectives(ctx workflow.Context, in activities.PerspectiveCheckInput) []mpic.Determination {
+func (w *application) askPerspectives(ctx workflow.Context, c perspectiveCheck) []mpic.Determination {
 	futures := make([]workflow.Future, len(w.perspectives))
 	for i, p := range w.perspectives {
 		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -109,7 +126,7 @@ func (w *application) askPerspectives(ctx workflow.Context, in activities.Perspe
 			StartToCloseTimeout:    time.Minute,
 			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumAttempts: 3},
 		})
-		futures[i] = workflow.ExecuteActivity(pctx, activities.PerspectiveCheckDomainName, in)
+		futures[i] = workflow.ExecuteActivity(pctx, c.activity, c.input)
 	}
 	out := make([]mpic.Determination, len(w.perspectives))
 	for i, f := range futures {
@@ -135,4 +152,5 @@ type ActivityRegistry interface {
 // which must poll PerspectiveTaskQueue(p.Name) and nothing else.
 func RegisterPerspective(r ActivityRegistry, p *activities.Perspective) {
 	r.RegisterActivityWithOptions(p.CheckDomain, activity.RegisterOptions{Name: activities.PerspectiveCheckDomainName})
+	r.RegisterActivityWithOptions(p.CheckCAA, activity.RegisterOptions{Name: activities.PerspectiveCheckCAAName})
 }

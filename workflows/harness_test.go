@@ -54,6 +54,9 @@ func (n *notices) of(kind mailer.Notice) []sentNotice {
 // the current test (tests in this package do not run in parallel).
 var perspectiveOutcomes map[string]string
 
+// perspectiveCAAOutcomes does the same for the remote CAA checks.
+var perspectiveCAAOutcomes map[string]string
+
 // testStart is when every workflow test's mock clock starts.
 var testStart = time.Now().UTC().Truncate(time.Hour)
 
@@ -76,7 +79,7 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 	env.SetStartTime(testStart)
 	// Remote perspectives answer through a registered function, not a mock:
 	// the test environment allows no registration after the first mock.
-	perspectiveOutcomes = nil
+	perspectiveOutcomes, caaAnswers = nil, nil
 	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.PerspectiveCheckInput) (mpic.Determination, error) {
 		name, _ := PerspectiveName(activity.GetInfo(ctx).TaskQueue)
 		if o, ok := perspectiveOutcomes[name]; ok {
@@ -84,6 +87,14 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 		}
 		return mpic.Determination{Outcome: activities.OutcomeValid, At: time.Now()}, nil
 	}, activity.RegisterOptions{Name: activities.PerspectiveCheckDomainName})
+	perspectiveCAAOutcomes = nil
+	env.RegisterActivityWithOptions(func(ctx context.Context, in activities.CAARequest) (mpic.Determination, error) {
+		name, _ := PerspectiveName(activity.GetInfo(ctx).TaskQueue)
+		if o, ok := perspectiveCAAOutcomes[name]; ok {
+			return mpic.Determination{Outcome: o, Detail: "another CAA answer", At: time.Now()}, nil
+		}
+		return mpic.Determination{Outcome: activities.OutcomePermit, At: time.Now()}, nil
+	}, activity.RegisterOptions{Name: activities.PerspectiveCheckCAAName})
 	n := &notices{env: env}
 	var a *activities.Activities
 	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(

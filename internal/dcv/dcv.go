@@ -255,3 +255,16 @@ func (v *Validator) dns(ctx context.Context, domain, token string) error {
 	}
 	return fmt.Errorf("%w: no TXT record %s holds the token", ErrNotYet, DNSLabel(domain))
 }
+
+// CAAMethod is the RFC 8657 validationmethods label of method. The file and
+// TXT methods of BR §3.2.2.4.18 and §3.2.2.4.7 are not ACME challenges, so
+// they carry CA-specific ("ca-") labels; ACME orders use the challenge type.
+func CAAMethod(method string) string {
+	switch method {
+	case MethodHTTP, "":
+		return "ca-http-file"
+	case MethodDNS:
+		return "ca-dns-txt"
+	}
+	return method
+}
