@@ -52,6 +52,7 @@ func TestIssueCertificateOncePerApplication(t *testing.T) {
 	if err := a.SetApplicationStatus(ctx, ApplicationStatusInput{ApplicationID: "app_once", Status: "issuing"}); err != nil {
 		t.Fatal(err)
 	}
+	seedEvidence(t, a, "app_once", []string{"www.example.jp"})
 	in := IssueInput{ApplicationID: "app_once", ResellerID: "rs_i", SubscriberID: rec.SubscriberID, Product: "server-dv", CSRPEM: csr,
 		Domains: []string{"www.example.jp"}, ValidityDays: 90}
 	var wg sync.WaitGroup
@@ -119,6 +120,7 @@ func TestIssueCertificateBurst(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		seedEvidence(t, a, id, domains)
 		ins[i] = IssueInput{ApplicationID: id, ResellerID: "rs_b", SubscriberID: rec.SubscriberID, Product: "server-dv", CSRPEM: csr, Domains: domains, ValidityDays: 90}
 	}
 	// A deadlock shows as every call ending at this deadline.
@@ -150,4 +152,31 @@ func newTestSigning(t *testing.T, a *Activities) *SigningActivities {
 		t.Fatal(err)
 	}
 	return &SigningActivities{CA: ca, Store: a.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// seedEvidence records what the signer requires before it signs for
+// domains: a valid domain validation, a permitting CAA check and both
+// corroborated (as the application workflow's activities record them).
+func seedEvidence(t *testing.T, a *Activities, appID string, domains []string) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	for _, d := range domains {
+		if _, err := a.Store.EnsureDomainValidation(ctx, store.DomainValidation{ApplicationID: appID, Domain: d, Method: "dns-txt", Token: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Store.SetDomainValidationResult(ctx, appID, d, "valid", "", now); err != nil {
+			t.Fatal(err)
+		}
+		for _, check := range []string{"dcv", "caa"} {
+			if err := a.Store.RecordCorroboration(ctx, store.Corroboration{ApplicationID: appID, Domain: d, Check: check, Round: 1,
+				PrimaryOutcome: "valid", OK: true, Reason: "test", Determinations: []byte("[]"), Decision: []byte("{}"), DecidedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Store.RecordCAACheck(ctx, store.CAACheck{ApplicationID: appID, Name: d, CheckID: "1", Permitted: true, Rule: "no-caa",
+			Reason: "test", Evidence: []byte("{}"), CheckedAt: now, IssueBy: now.Add(8 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

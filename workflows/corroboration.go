@@ -6,10 +6,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"certdesk/activities"
+	"certdesk/internal/config"
 	"certdesk/internal/mpic"
 )
 
@@ -153,4 +156,29 @@ type ActivityRegistry interface {
 func RegisterPerspective(r ActivityRegistry, p *activities.Perspective) {
 	r.RegisterActivityWithOptions(p.CheckDomain, activity.RegisterOptions{Name: activities.PerspectiveCheckDomainName})
 	r.RegisterActivityWithOptions(p.CheckCAA, activity.RegisterOptions{Name: activities.PerspectiveCheckCAAName})
+}
+
+// NewPerspectiveWorkers makes one worker per remote perspective of cfg, each
+// polling its own task queue with its own validator and CAA checker, for
+// stacks that run every perspective in one process (tests, benchmarks).
+// resolver(name), when it returns an address, gives that perspective its
+// own resolver (a simulated hijack); nil keeps cfg's for all.
+func NewPerspectiveWorkers(c client.Client, cfg *config.Config, resolver func(name string) string, opts worker.Options) ([]worker.Worker, error) {
+	var out []worker.Worker
+	for _, p := range cfg.Perspectives {
+		pcfg := *cfg
+		if resolver != nil {
+			if r := resolver(p.Name); r != "" {
+				pcfg.DCVResolver = r
+			}
+		}
+		pa, err := activities.NewPerspective(&pcfg, p.Name, p.RIR)
+		if err != nil {
+			return nil, err
+		}
+		w := worker.New(c, PerspectiveTaskQueue(p.Name), opts)
+		RegisterPerspective(w, pa)
+		out = append(out, w)
+	}
+	return out, nil
 }

@@ -59,6 +59,9 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		"CERTDESK_STAFF_EMAIL":     "staff-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@certdesk.test",
 	}
 	env["CERTDESK_PERSPECTIVES"] = mpic.Format(testPerspectives)
+	// The CA's resolver is the validating Unbound of the real DNS stack:
+	// names outside its zones have no CAA (NXDOMAIN under the signed jp.).
+	env["CERTDESK_DCV_RESOLVER"] = testenv.DNS(t).ResolverAddr
 	root, _ := testenv.RepoRoot()
 	env["CERTDESK_REGISTRY_FILE"] = filepath.Join(root, "dev", "registry.json")
 	for k, v := range extra {
@@ -103,19 +106,11 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 	workers := []worker.Worker{w, sw}
 	// The remote perspectives, each with its own validator; extra's
 	// "TEST_RESOLVER_<name>" gives one its own resolver (a hijack).
-	for _, p := range cfg.Perspectives {
-		pcfg := *cfg
-		if r, ok := extra["TEST_RESOLVER_"+p.Name]; ok {
-			pcfg.DCVResolver = r
-		}
-		pa, err := activities.NewPerspective(&pcfg, p.Name, p.RIR)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pw := worker.New(tc, PerspectiveTaskQueue(p.Name), worker.Options{})
-		RegisterPerspective(pw, pa)
-		workers = append(workers, pw)
+	pws, err := NewPerspectiveWorkers(tc, cfg, func(name string) string { return extra["TEST_RESOLVER_"+name] }, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	workers = append(workers, pws...)
 	for _, wk := range workers {
 		if err := wk.Start(); err != nil {
 			t.Fatal(err)

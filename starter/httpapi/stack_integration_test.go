@@ -36,6 +36,7 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/config"
+	"certdesk/internal/mpic"
 	"certdesk/internal/pii"
 	"certdesk/internal/pki"
 	"certdesk/internal/status"
@@ -98,6 +99,8 @@ func newStack(t *testing.T) *stack {
 		"CERTDESK_REGISTRY_FILE":   filepath.Join(root, "dev", "registry.json"),
 		"CERTDESK_CODEC_KEY":       codecKey,
 		"CERTDESK_STAFF_TOKEN":     "staff-" + randomID(16),
+		"CERTDESK_DCV_RESOLVER":    testenv.DNS(t).ResolverAddr,
+		"CERTDESK_PERSPECTIVES":    mpic.Format(mpic.Development),
 	}
 	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -141,7 +144,11 @@ func newStack(t *testing.T) *stack {
 	w.RegisterActivity(acts)
 	sw := worker.New(tc, workflows.SigningTaskQueue, worker.Options{})
 	sw.RegisterActivity(sign)
-	for _, wk := range []worker.Worker{w, sw} {
+	pws, err := workflows.NewPerspectiveWorkers(tc, cfg, nil, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wk := range append([]worker.Worker{w, sw}, pws...) {
 		if err := wk.Start(); err != nil {
 			t.Fatal(err)
 		}
