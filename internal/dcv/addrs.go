@@ -35,7 +35,7 @@ var specialPurpose = func() []struct {
 		{"224.0.0.0/4", "multicast"},
 		{"240.0.0.0/4", "reserved"},
 		{"255.255.255.255/32", "limited broadcast"},
-		{"::/128", "unspecified"},
+		{"::/128", "unspecified address"},
 		{"::1/128", "loopback"},
 		{"::ffff:0:0/96", "IPv4-mapped"},
 		{"64:ff9b::/96", "IPv4/IPv6 translation"},

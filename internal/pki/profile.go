@@ -9,13 +9,14 @@ import (
 
 	"certdesk/internal/pki/goodkey"
 	"certdesk/internal/pki/problem"
+	"certdesk/internal/product"
 )
 
 // Product (profile) names, as sent by resellers (DESIGN workflow 1).
 const (
-	ProfileServerDV   = "server-dv"
-	ProfileServerOV   = "server-ov"
-	ProfileClientSign = "client-sign"
+	ProfileServerDV   = product.ServerDV
+	ProfileServerOV   = product.ServerOV
+	ProfileClientSign = product.ClientSign
 	// Internal profiles, never accepted from a reseller.
 	profileDocumentSigning = "document-signing"
 	profileOCSPResponder   = "ocsp-responder"
@@ -31,7 +32,7 @@ type Purpose string
 // Purposes.
 const (
 	PurposeTLSServer  Purpose = "tls-server"
-	PurposeClientSign Purpose = "client-sign"
+	PurposeClientSign Purpose = product.ClientSign
 	// Internal purposes.
 	PurposeDocumentSigning Purpose = "document-signing"
 	PurposeOCSPResponder   Purpose = "ocsp-responder"

@@ -10,7 +10,7 @@ import (
 // the SHA-256 of its SubjectPublicKeyInfo.
 type BlockedKey struct {
 	SPKISHA256 []byte    `db:"spki_sha256"`
-	Reason     string    `db:"reason"` // for example "keyCompromise"
+	Reason     string    `db:"reason"` // a revocation.Reason name, e.g. revocation.KeyCompromise
 	Source     string    `db:"source"` // the case that blocked it, for example "revocation/1a2b…"
 	CreatedAt  time.Time `db:"created_at"`
 }
