@@ -158,12 +158,7 @@ type revocationResponse struct {
 // reseller manages.
 func (s *Server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 	var req revocationRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	ref, ok := s.ownCertificate(w, r)
@@ -229,12 +224,7 @@ type correctionAccepted struct {
 // changes it cannot make, with a reason the reseller reads in the case.
 func (s *Server) createCorrection(w http.ResponseWriter, r *http.Request) {
 	var req correctionRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	ref, ok := s.ownCertificate(w, r)

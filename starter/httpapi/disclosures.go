@@ -33,12 +33,7 @@ type disclosureAccepted struct {
 // identity is verified does anything depend on the data held.
 func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request) {
 	var req disclosureRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	id := "dr_" + randomID(10)

@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"certdesk/internal/api"
 	"certdesk/internal/cases"
 	"certdesk/workflows"
 )
@@ -25,12 +24,7 @@ type inquiryAccepted struct {
 // 40): acknowledged by email, answered by staff, tracked to the answer.
 func (s *Server) createInquiry(w http.ResponseWriter, r *http.Request) {
 	var req inquiryRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	id := "inq_" + randomID(10)

@@ -41,12 +41,7 @@ func KeyProofChallenge(serial string) string {
 // of anyone who proves possession of its private key (O12, BR §4.9.2).
 func (s *Server) revokeByKeyProof(w http.ResponseWriter, r *http.Request) {
 	var req keyProofRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	cert := req.cert

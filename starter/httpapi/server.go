@@ -346,6 +346,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // problem writes p with the request id as its instance.
+// validator is a request type that checks itself.
+type validator interface{ Validate() *api.Validation }
+
+// decodeValid decodes the JSON body into req and validates it; on either
+// problem it answers with problem+json and returns false.
+func (s *Server) decodeValid(w http.ResponseWriter, r *http.Request, req validator) bool {
+	if p := api.DecodeJSON(bodyOf(r), req, false); p != nil {
+		s.problem(w, r, p)
+		return false
+	}
+	if p := req.Validate().Problem(); p != nil {
+		s.problem(w, r, p)
+		return false
+	}
+	return true
+}
+
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem) {
 	if rid, _ := r.Context().Value(ctxRequestID).(string); rid != "" && p.Instance == "" {
 		p.Instance = "urn:certdesk:request:" + rid

@@ -31,12 +31,7 @@ type codeResponse struct {
 //	409 not waiting for a code · 404 no such verification
 func (s *Server) submitCode(w http.ResponseWriter, r *http.Request) {
 	var req codeRequest
-	if p := api.DecodeJSON(bodyOf(r), &req, false); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	if p := req.Validate().Problem(); p != nil {
-		s.problem(w, r, p)
+	if !s.decodeValid(w, r, &req) {
 		return
 	}
 	id := r.PathValue("id")
