@@ -2,23 +2,19 @@ package activities
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
-	"math/big"
 	"time"
 
+	"certdesk/internal/challenge"
 	"certdesk/internal/store"
 )
 
 // NewOneTimeCode draws a uniform 6-digit code from crypto/rand. Workflows
 // call it inside SideEffect so replay sees the same code.
-func NewOneTimeCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return fmt.Sprintf("%06d", n.Int64())
-}
+func NewOneTimeCode() string { return challenge.NewCode() }
+
+// NewMailboxValue draws the Random Value that proves control of a
+// client-sign mailbox (S/MIME BR §3.2.2.1: 128 bits, valid 24 hours).
+func NewMailboxValue() string { return challenge.NewMailboxValue() }
 
 // RegistryQuery asks the organisation registry about an applicant.
 type RegistryQuery struct {

@@ -435,7 +435,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	tag := stack.RandHex(3)
 	submit := func(i int) error {
 		body, _ := json.Marshal(map[string]any{
-			"product": product.ServerDV, "csr": csrs[i], "domains": []string{fmt.Sprintf("dv%05d-%s.bench.certdesk.jp", i, tag)},
+			"product": product.ServerDV, "csr": csrs[i], "domains": []string{fmt.Sprintf("dv%05d-%s.%s", i, tag, s.DCVZone)},
 			"subscriber":  map[string]any{"name": "Bench Taro", "email": fmt.Sprintf("sub%05d@bench.certdesk.jp", i), "country": "JP"},
 			"attestation": map[string]any{"terms_version": "2026-01", "truthful": true},
 		})

@@ -116,7 +116,7 @@ func (k *kase) wantStatus() string {
 	return status.AppIssued
 }
 
-func makeCases(n int, tag string) []*kase {
+func makeCases(n int, tag, zone string) []*kase {
 	ks := make([]*kase, n)
 	var lastDV *kase
 	nDisc := 0
@@ -124,9 +124,9 @@ func makeCases(n int, tag string) []*kase {
 		k := &kase{i: i, kind: mixPattern[i%len(mixPattern)], recorded: make(chan struct{})}
 		prefix := "c"
 		if k.kind == kindWithdraw {
-			prefix = "hold" // the loopback DCV server never validates these
+			prefix = "hold" // the loopback file server never validates these
 		}
-		k.domain = fmt.Sprintf("%s%04d-%s.chaos.certdesk.jp", prefix, i, tag)
+		k.domain = fmt.Sprintf("%s%04d-%s.%s", prefix, i, tag, zone)
 		k.email = fmt.Sprintf("sub%04d-%s@chaos.certdesk.jp", i, tag)
 		if k.kind == kindDisclosure {
 			k.variant = discVariants[nDisc%len(discVariants)]

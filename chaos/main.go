@@ -159,7 +159,7 @@ func run() error {
 	stack.Logf("stack up: Temporal %s, starter %s, MailDev %s", s.TemporalAddr, s.StarterURL, s.Mail.APIURL())
 
 	// The cases.
-	ks := makeCases(*cases, stack.RandHex(3))
+	ks := makeCases(*cases, stack.RandHex(3), s.DCVZone)
 	h := &harness{s: s, api: &apiClient{s: s, hc: &http.Client{Timeout: 20 * time.Second}},
 		mail: newMailbox(s.Mail), stats: &staffStats{}}
 

@@ -276,7 +276,7 @@ func (m *mailbox) query(ctx context.Context, q string) ([]testenv.Email, error) 
 	return m.md.Query(ctx, q)
 }
 
-var codeRE = regexp.MustCompile(`\b([0-9]{6})\b`)
+var codeRE = regexp.MustCompile(`\b([0-9]{6}|[A-Z2-7]{26})\b`)
 
 // code waits for the one-time code sent to addr. One poller serves every
 // waiting case: it lists the verification_code messages at most every few

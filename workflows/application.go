@@ -60,6 +60,11 @@ type ReviewDecision struct {
 	Reason   string `json:"reason"`
 }
 
+// mailboxValueChange is the workflow.GetVersion change ID under which a
+// client-sign application proves mailbox control with a Random Value
+// instead of the 6-digit code.
+const mailboxValueChange = "application-mailbox-value"
+
 // ApplicationState is what the status query returns. No personal data.
 type ApplicationState struct {
 	ApplicationID     string
@@ -73,6 +78,9 @@ type ApplicationState struct {
 	NotAfter          time.Time
 	// DomainTokens maps each domain to the token to publish for validation.
 	DomainTokens map[string]string
+	// DCVMethod is how every domain is validated (http-01: the file under
+	// /.well-known/pki-validation/, dns-txt: _pki-validation TXT).
+	DCVMethod string `json:",omitempty"`
 	// Corroborations maps each domain to its multi-perspective
 	// corroboration (BR §3.2.2.9): each perspective's result and the verdict.
 	Corroborations map[string]Corroboration `json:",omitempty"`
@@ -372,7 +380,7 @@ func (w *application) validateDomains(ctx workflow.Context) error {
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return activities.NewDomainTokens(w.in.Domains) }).Get(&tokens); err != nil {
 		return err
 	}
-	w.state.DomainTokens = tokens
+	w.state.DomainTokens, w.state.DCVMethod = tokens, method
 	for _, d := range w.in.Domains {
 		// The reseller publishes the token when it is ready; retry until then,
 		// bounded by the application's expiry (which cancels this context).
@@ -427,6 +435,9 @@ func (w *application) verifyIdentity(ctx workflow.Context) error {
 		Organization:   w.in.Subscriber.Organization,
 		Country:        w.in.Subscriber.Country,
 		CheckRegistry:  w.in.Product == product.ServerOV,
+		// Mailbox control for client certificates by a Random Value (S/MIME
+		// BR §3.2.2.1), for applications started since mailboxValueChange.
+		MailboxControl: product.Client(w.in.Product) && workflow.GetVersion(ctx, mailboxValueChange, workflow.DefaultVersion, 1) >= 1,
 	}).Get(ctx, &res); err != nil {
 		return err
 	}

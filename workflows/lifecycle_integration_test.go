@@ -25,7 +25,7 @@ import (
 	"certdesk/internal/testenv"
 )
 
-var codeRE = regexp.MustCompile(`\b([0-9]{6})\b`)
+var codeRE = regexp.MustCompile(`\b([0-9]{6}|[A-Z2-7]{26})\b`)
 
 func rsaCSR(t *testing.T) string {
 	t.Helper()

@@ -5,13 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
 
 	"certdesk/activities"
 	"certdesk/internal/cases"
+	"certdesk/internal/challenge"
 	"certdesk/internal/mailer"
 )
 
@@ -36,6 +36,7 @@ const (
 // Verification policy (design workflow 2).
 var (
 	CodeValidity           = 10 * time.Minute
+	MailboxValueValidity   = challenge.MailboxValueValidity
 	CodeMaxAttempts        = 5
 	VerificationExpiry     = 14 * 24 * time.Hour
 	StaffConfirmReminder   = 2 * 24 * time.Hour
@@ -56,6 +57,10 @@ type VerificationInput struct {
 	Organization   string // for the OV registry lookup
 	Country        string
 	CheckRegistry  bool
+	// MailboxControl: the value sent is the Random Value proving control of
+	// a client certificate's mailbox (S/MIME BR §3.2.2.1), not a 6-digit
+	// code: 128 bits, valid MailboxValueValidity.
+	MailboxControl bool `json:",omitempty"`
 }
 
 // CodeSubmission is the body of the submit-code Update.
@@ -96,8 +101,6 @@ type VerificationResult struct {
 	Evidence string
 	Reviewer string
 }
-
-var sixDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 // Verification checks that the person behind an application or a disclosure
 // request controls the email address (one-time code) and that staff have
@@ -144,7 +147,10 @@ func (w *verification) setup(ctx workflow.Context) error {
 			return w.checkCode(ctx, s.Code), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, s CodeSubmission) error {
-			if !sixDigits.MatchString(s.Code) {
+			if w.in.MailboxControl && !challenge.IsMailboxValue(s.Code) {
+				return fmt.Errorf("the mailbox value is the 26 characters (A–Z, 2–7) sent by email")
+			}
+			if !w.in.MailboxControl && !challenge.IsCode(s.Code) {
 				return fmt.Errorf("the code is 6 digits")
 			}
 			if w.state.Status != VerAwaitingCode {
@@ -203,19 +209,24 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	var a *activities.Activities
 
-	// One-time code: drawn from crypto/rand once (SideEffect), emailed, and
-	// kept only as a hash.
+	// One-time code (or, for a client certificate, the mailbox Random
+	// Value): drawn from crypto/rand once (SideEffect), emailed, and kept
+	// only as a hash.
+	newValue, validity := activities.NewOneTimeCode, CodeValidity
+	if w.in.MailboxControl {
+		newValue, validity = activities.NewMailboxValue, MailboxValueValidity
+	}
 	var code string
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return activities.NewOneTimeCode() }).Get(&code); err != nil {
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return newValue() }).Get(&code); err != nil {
 		return VerificationResult{}, err
 	}
 	sum := sha256.Sum256([]byte(w.in.VerificationID + ":" + code))
 	w.codeHash = hex.EncodeToString(sum[:])
-	w.state.CodeExpiresAt = workflow.Now(ctx).Add(CodeValidity)
+	w.state.CodeExpiresAt = workflow.Now(ctx).Add(validity)
 	// The code goes to the address given, even when a subscriber record
 	// matches: a disclosure must not reveal that one does.
 	if err := notify(ctx, activities.Recipient{Email: w.in.Email, RefHint: w.in.SubjectRef}, mailer.VerificationCode, mailer.VerificationCodeData{
-		Code: code, ExpiryMinutes: int(CodeValidity / time.Minute), MaxAttempts: CodeMaxAttempts,
+		Code: code, ExpiryMinutes: int(validity / time.Minute), MaxAttempts: CodeMaxAttempts, MailboxControl: w.in.MailboxControl,
 	}); err != nil {
 		return VerificationResult{}, err
 	}
@@ -228,7 +239,7 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 	timedOut := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(w.codeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ok) })
-	sel.AddFuture(workflow.NewTimer(ctx, CodeValidity), func(workflow.Future) { timedOut = true })
+	sel.AddFuture(workflow.NewTimer(ctx, validity), func(workflow.Future) { timedOut = true })
 	sel.Select(ctx)
 	if timedOut && !w.codeOK {
 		w.state.Status = VerCodeExpired

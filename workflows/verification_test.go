@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"certdesk/activities"
+	"certdesk/internal/challenge"
 	"certdesk/internal/mailer"
 )
 
@@ -198,5 +199,32 @@ func TestVerificationStaffReminderAndEscalation(t *testing.T) {
 	}
 	if len(sent.of(mailer.StaffReminder)) != 1 || len(sent.of(mailer.StaffEscalation)) != 1 {
 		t.Fatalf("reminders %d escalations %d", len(sent.of(mailer.StaffReminder)), len(sent.of(mailer.StaffEscalation)))
+	}
+}
+
+// A client certificate's mailbox is proved by a Random Value (S/MIME BR
+// §3.2.2.1): 128 bits, valid 24 hours, and a 6-digit code is refused by
+// the validator. The value, submitted after 20 hours, is still accepted.
+func TestVerificationMailboxRandomValue(t *testing.T) {
+	env, sent := newEnv(t)
+	var rec activities.VerificationRecord
+	verMocks(env, &rec, true)
+	in := verInput(false)
+	in.MailboxControl = true
+	var sixDigitErr error
+	var res CodeResult
+	submitCode(env, time.Hour, func() string { return "123456" }, nil, &sixDigitErr)
+	submitCode(env, 20*time.Hour, func() string { return emailedCode(t, sent) }, &res, nil)
+	confirm(env, 21*time.Hour, IdentityDecision{Decision: "confirm", Reviewer: "alice", Evidence: "passport checked"}, nil)
+	env.ExecuteWorkflow(Verification, in)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	d := sent.of(mailer.VerificationCode)[0].Data.(*mailer.VerificationCodeData)
+	if !challenge.IsMailboxValue(d.Code) || !d.MailboxControl || d.ExpiryMinutes != 24*60 {
+		t.Fatalf("mailbox notice %+v", d)
+	}
+	if sixDigitErr == nil || !res.Accepted || rec.Result != VerVerified {
+		t.Fatalf("6-digit code: %v; value accepted %v; result %s", sixDigitErr, res.Accepted, rec.Result)
 	}
 }

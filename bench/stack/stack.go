@@ -25,7 +25,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
-	"github.com/miekg/dns"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
@@ -38,6 +37,7 @@ import (
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/internal/testenv"
+	"certdesk/internal/testenv/dnsstack"
 )
 
 // Stack is CertDesk on real services for the benchmarks and the chaos
@@ -74,6 +74,9 @@ type Stack struct {
 	Starter  *Proc
 	// SMTP is the proxy in front of MailDev (Options.SMTPProxy).
 	SMTP *TCPProxy
+	// DCVZone is the DNSSEC-signed zone every name under which resolves to
+	// the stack's file-method server; DV names go under it.
+	DCVZone string
 }
 
 // TCPProxy forwards a loopback port to a target; Down refuses and cuts
@@ -258,11 +261,23 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		s.cleanups = append(s.cleanups, s.SMTP.Close)
 		smtpPort = s.SMTP.Port
 	}
-	dnsAddr, httpPort, stopDCV, err := startDCV()
+	httpPort, stopDCV, err := startDCV()
 	if err != nil {
 		return s, err
 	}
 	s.cleanups = append(s.cleanups, stopDCV)
+	// The CA's resolver: the real DNS stack (Knot DNS, validating Unbound),
+	// with every name under DCVZone pointing at loopback.
+	ds, err := dnsstack.Start(ctx, dnsstack.Config{Dir: filepath.Join(s.Work, "dns"), StartTimeout: 3 * time.Minute})
+	if err != nil {
+		return s, err
+	}
+	s.cleanups = append(s.cleanups, ds.Stop)
+	s.DCVZone = "dcv." + ds.Zones.Signed
+	if err := ds.SetRecords(ctx, "*."+s.DCVZone, "A", "127.0.0.1"); err != nil {
+		return s, err
+	}
+	dnsAddr := ds.ResolverAddr
 
 	// Temporal.
 	if err := s.startTemporal(ctx, o); err != nil {
@@ -613,44 +628,16 @@ func portFree(p int) bool {
 	return true
 }
 
-// startDCV starts a DNS server answering A 127.0.0.1 for every name (UDP
-// and TCP) and an HTTP server answering every
-// /.well-known/pki-validation/<token>.txt with <token> (404 for names
-// starting with "hold"), both on loopback.
-func startDCV() (dnsAddr string, httpPort int, stop func(), err error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", 0, nil, err
-	}
-	addr := pc.LocalAddr().String()
-	tl, err := net.Listen("tcp", addr)
-	if err != nil {
-		pc.Close()
-		return "", 0, nil, err
-	}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
-			}
-		}
-		_ = w.WriteMsg(m)
-	})
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: tl, Handler: h}
-	go func() { _ = udp.ActivateAndServe() }()
-	go func() { _ = tcp.ActivateAndServe() }()
-
+// startDCV starts the applicants' side of the file method on loopback: an
+// HTTP server answering every /.well-known/pki-validation/<token>.txt with
+// <token> (404 for names starting with "hold": the chaos harness withdraws
+// those applications while they wait).
+func startDCV() (httpPort int, stop func(), err error) {
 	hl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", 0, nil, err
+		return 0, nil, err
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Names with a "hold" label never validate (the chaos harness
-		// withdraws those applications while they wait).
 		if strings.HasPrefix(r.Host, "hold") || !strings.HasPrefix(r.URL.Path, "/.well-known/pki-validation/") || !strings.HasSuffix(r.URL.Path, ".txt") {
 			http.NotFound(w, r)
 			return
@@ -658,12 +645,7 @@ func startDCV() (dnsAddr string, httpPort int, stop func(), err error) {
 		io.WriteString(w, strings.TrimSuffix(path.Base(r.URL.Path), ".txt"))
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(hl) }()
-	stop = func() {
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-		_ = hs.Close()
-	}
-	return addr, hl.Addr().(*net.TCPAddr).Port, stop, nil
+	return hl.Addr().(*net.TCPAddr).Port, func() { _ = hs.Close() }, nil
 }
 
 // tailLog returns the last lines of a log file, for error messages.

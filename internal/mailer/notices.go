@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"certdesk/internal/challenge"
 	"certdesk/internal/product"
 	"certdesk/internal/revocation"
 )
@@ -135,16 +136,19 @@ func (d ApplicationReceivedData) validate() error {
 // VerificationCodeData: a one-time code for identity verification. The
 // address is the only personal item, and it is the recipient.
 type VerificationCodeData struct {
-	Code          string // exactly 6 digits
+	Code          string // a 6-digit code, or a mailbox Random Value (internal/challenge)
 	ExpiryMinutes int    // > 0
 	MaxAttempts   int    // 0: not mentioned
+	// MailboxControl: Code is the Random Value proving control of the
+	// mailbox for a client certificate (S/MIME BR §3.2.2.1).
+	MailboxControl bool `json:",omitempty"`
 }
-
-var sixDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 func (d VerificationCodeData) validate() error {
 	var errs []error
-	if !sixDigits.MatchString(d.Code) {
+	if d.MailboxControl && !challenge.IsMailboxValue(d.Code) {
+		errs = append(errs, errors.New("Code must be a mailbox Random Value (26 base32 characters)"))
+	} else if !d.MailboxControl && !challenge.IsCode(d.Code) {
 		errs = append(errs, errors.New("Code must be 6 digits"))
 	}
 	if d.ExpiryMinutes <= 0 {

@@ -108,6 +108,8 @@ var jaWeekdays = [...]string{"日", "月", "火", "水", "木", "金", "土"}
 
 // Template functions shared by the text and HTML templates.
 var funcs = map[string]any{
+	// div: whole hours from minutes in the code notices.
+	"div": func(a, b int) int { return a / b },
 	// jaTime: 2026年10月5日（月）14:03（日本時間）／2026-10-05 05:03 UTC
 	"jaTime": func(t time.Time) string {
 		j := t.In(JST)

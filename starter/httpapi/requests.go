@@ -13,6 +13,7 @@ import (
 
 	"certdesk/activities"
 	"certdesk/internal/api"
+	"certdesk/internal/challenge"
 	"certdesk/internal/contact"
 	"certdesk/internal/dcv"
 	"certdesk/internal/pki"
@@ -30,7 +31,6 @@ import (
 var (
 	idPattern              = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 	versionPattern         = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
-	codePattern            = regexp.MustCompile(`^[0-9]{6}$`)
 	correctionFieldPattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 )
 
@@ -349,8 +349,8 @@ type codeRequest struct {
 // Validate accepts six digits.
 func (r *codeRequest) Validate() *api.Validation {
 	var v api.Validation
-	if !codePattern.MatchString(r.Code) {
-		v.Add("code", "invalid", "the code is the 6 digits from the email")
+	if !challenge.Valid(r.Code) {
+		v.Add("code", "invalid", "the code from the email: 6 digits, or for a client certificate's mailbox the 26 characters A–Z and 2–7")
 	}
 	return &v
 }

@@ -340,7 +340,7 @@ func (s *stack) waitApp(key, id string, pred func(applicationResponse) bool) app
 	return last
 }
 
-var codeRE = regexp.MustCompile(`Verification code: ([0-9]{6})`)
+var codeRE = regexp.MustCompile(`Verification code: ([0-9]{6}|[A-Z2-7]{26})\b`)
 
 // codeFor reads the newest one-time code mailed to addr.
 func (s *stack) codeFor(addr string) string {

@@ -474,6 +474,7 @@ type RevokeByKeyProofParams struct {
 
 // SubmitVerificationCodeJSONBody defines parameters for SubmitVerificationCode.
 type SubmitVerificationCodeJSONBody struct {
+	// Code the 6-digit code from the email, or for a client certificate the 26-character mailbox value (S/MIME BR §3.2.2.1, valid 24 hours)
 	Code string `json:"code"`
 }
 
