@@ -1,12 +1,15 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"slices"
+
+	ctx509 "github.com/google/certificate-transparency-go/x509"
 )
 
 // Certificate Transparency extensions (RFC 6962).
@@ -90,4 +93,23 @@ func IsPrecertificate(cert *x509.Certificate) bool {
 		}
 	}
 	return false
+}
+
+// CheckPrecertMatch refuses unless the final certificate's TBS equals the
+// precertificate's once the poison and the SCT list are removed (RFC 6962
+// §3.1), compared with certificate-transparency-go's removal, the code logs
+// and monitors use to rebuild a precertificate's TBS.
+func CheckPrecertMatch(pre, final *x509.Certificate) error {
+	preTBS, err := ctx509.RemoveCTPoison(pre.RawTBSCertificate)
+	if err != nil {
+		return fmt.Errorf("precertificate: %w", err)
+	}
+	finalTBS, err := ctx509.RemoveSCTList(final.RawTBSCertificate)
+	if err != nil {
+		return fmt.Errorf("final certificate: %w", err)
+	}
+	if !bytes.Equal(preTBS, finalTBS) {
+		return errors.New("the final certificate differs from its precertificate beyond poison ↔ SCT list")
+	}
+	return nil
 }
