@@ -87,6 +87,9 @@ type IdentityDecision struct {
 // VerificationState is what the status query returns. No personal data.
 type VerificationState struct {
 	VerificationID string
+	// MailboxControl: the value expected is the 26-character mailbox Random
+	// Value, not a 6-digit code.
+	MailboxControl bool `json:",omitempty"`
 	Status         string
 	Attempts       int
 	CodeExpiresAt  time.Time
@@ -124,7 +127,7 @@ type verification struct {
 }
 
 func (w *verification) setup(ctx workflow.Context) error {
-	w.state = VerificationState{VerificationID: w.in.VerificationID, Status: VerAwaitingCode}
+	w.state = VerificationState{VerificationID: w.in.VerificationID, MailboxControl: w.in.MailboxControl, Status: VerAwaitingCode}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		cases.CaseType.ValueSet(cases.TypeVerification),
 		cases.CaseStatus.ValueSet(VerAwaitingCode),

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -103,9 +102,16 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		// A wrong code first: 422 with attempts left.
 		app := s.waitApp(keyA, first.ID, func(a applicationResponse) bool { return a.VerificationID != "" })
 		code := s.codeFor(alice.Email)
-		wrong := "000000"
+		if len(code) != 26 {
+			t.Fatalf("client-sign mailbox value %q: want the 26-character Random Value", code)
+		}
+		// The wrong kind of value is refused without counting an attempt.
+		if r := s.do("POST", "/v1/verifications/"+app.VerificationID+"/code", "", map[string]string{"code": "123456"}, nil); r.code != 400 && r.code != 422 {
+			t.Fatalf("a 6-digit code for a mailbox verification: %d %s", r.code, r.body)
+		}
+		wrong := strings.Repeat("A", 26)
 		if code == wrong {
-			wrong = "111111"
+			wrong = strings.Repeat("B", 26)
 		}
 		r := s.do("POST", "/v1/verifications/"+app.VerificationID+"/code", "", map[string]string{"code": wrong}, nil)
 		var prob map[string]any
@@ -391,12 +397,13 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			return a.Status == status.AppVerifyingIdentity && a.VerificationID != ""
 		})
 		right := s.codeFor(carol.Email)
-		guess := 100000
+		// Wrong guesses of the right kind: 26-character mailbox values.
+		guess := 0
 		for i := 4; i >= 0; i-- {
-			g := big.NewInt(int64(guess)).String()
+			g := strings.Repeat("A", 24) + string(rune('B'+guess)) + "Z"
 			guess++
 			if g == right {
-				g = big.NewInt(int64(guess)).String()
+				g = strings.Repeat("A", 24) + string(rune('B'+guess)) + "Z"
 				guess++
 			}
 			r = s.do("POST", "/v1/verifications/"+app.VerificationID+"/code", "", map[string]string{"code": g}, nil)

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"certdesk/internal/api"
+	"certdesk/internal/challenge"
 	"certdesk/workflows"
 )
 
@@ -60,6 +61,17 @@ func (s *Server) submitCode(w http.ResponseWriter, r *http.Request) {
 	}
 	if p := verificationStateProblem(st.Status); p != nil {
 		s.problem(w, r, p)
+		return
+	}
+	// The wrong kind of value is a typo, not a guess: refused, not counted.
+	if st.MailboxControl != challenge.IsMailboxValue(req.Code) {
+		var v api.Validation
+		if st.MailboxControl {
+			v.Add("code", "invalid", "this verification proves control of a mailbox: send the 26-character value from the email")
+		} else {
+			v.Add("code", "invalid", "send the 6-digit code from the email")
+		}
+		s.problem(w, r, v.Problem())
 		return
 	}
 
