@@ -1,7 +1,8 @@
 // Package goodkey decides whether a subscriber public key is acceptable
 // (BR §6.1.1.3, §6.1.5, §6.1.6; DESIGN O15), in the manner of Boulder's
 // goodkey package: key type and size, RSA exponent, ROCA fingerprint,
-// Fermat-factorable moduli and keys blocked after a key-compromise report.
+// Fermat-factorable moduli, Debian weak keys (weak.go) and keys blocked
+// after a key-compromise report.
 package goodkey
 
 import (
@@ -67,6 +68,9 @@ type Policy struct {
 	AllowEd25519 bool
 	// Purpose names the product in error messages ("TLS server", ...).
 	Purpose string
+	// WeakKeys is the Debian weak-key set RSA keys are checked against;
+	// nil means the process-wide set (DefaultWeakKeys).
+	WeakKeys *WeakKeys
 }
 
 // Check runs the static checks and then, if blocked is not nil, the
@@ -93,7 +97,9 @@ func (p Policy) Check(ctx context.Context, pub crypto.PublicKey, blocked Blocked
 	return nil
 }
 
-// CheckStatic runs every check that needs no I/O.
+// CheckStatic runs every check that needs no per-request I/O. The first RSA
+// check of a process may read the process-wide weak-key lists (once); if
+// they cannot be read, the error is a plain (retryable) one, never a pass.
 func (p Policy) CheckStatic(pub crypto.PublicKey) error {
 	purpose := p.Purpose
 	if purpose == "" {
@@ -104,7 +110,10 @@ func (p Policy) CheckStatic(pub crypto.PublicKey) error {
 		if !p.AllowRSA {
 			return problem.New(ErrKeyTypeNotAllowed, "RSA keys are not accepted for %s; %s", purpose, p.allowedText())
 		}
-		return checkRSA(k)
+		if err := checkRSA(k); err != nil {
+			return err
+		}
+		return checkWeak(k, p.WeakKeys)
 	case *ecdsa.PublicKey:
 		return p.checkECDSA(k, purpose)
 	case ed25519.PublicKey:
