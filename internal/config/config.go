@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"certdesk/internal/mpic"
+	"certdesk/internal/pki/goodkey"
 )
 
 // Config is the whole configuration shared by the worker and the starter.
@@ -67,8 +68,11 @@ type Config struct {
 	// this CA (its CP/CPS lists them).
 	CAADomains   []string
 	RegistryFile string
-	BulkRate     float64
-	CRLRefresh   time.Duration
+	// WeakKeysDir holds the Debian weak-key lists (BR §6.1.1.3); package
+	// goodkey reads the same variable itself, once, on the first RSA check.
+	WeakKeysDir string
+	BulkRate    float64
+	CRLRefresh  time.Duration
 
 	CodecKey   string // Temporal payload codec key (ring) for internal/codec
 	StaffToken string // bearer token of the starter's /codec endpoints
@@ -167,6 +171,18 @@ func Vars() []Var {
 			}},
 		{Name: "CERTDESK_REGISTRY_FILE", Help: "JSON organisation registry for OV checks (a local data set in development)",
 			parse: func(c *Config, v string) error { c.RegistryFile = v; return nil }},
+		{Name: goodkey.WeakKeysDirEnv, Help: "directory of Debian weak-key lists (CVE-2008-0166; BR §6.1.1.3) in the openssl-blacklist format, files `blacklist.RSA-<bits>` or `<arch>/blocklist-<bits>.db` (subdirectories are read); every RSA key in a CSR is checked against them; empty: no Debian weak-key check (set it in production)",
+			parse: func(c *Config, v string) error {
+				// Loaded here only to refuse to start on a bad directory;
+				// the CSR checks load their own copy on first use.
+				if v != "" {
+					if _, err := goodkey.LoadWeakKeys(v); err != nil {
+						return err
+					}
+				}
+				c.WeakKeysDir = v
+				return nil
+			}},
 		{Name: "CERTDESK_BULK_RATE", Default: "200", Help: "bulk notices per second",
 			parse: func(c *Config, v string) error {
 				f, err := strconv.ParseFloat(v, 64)

@@ -33,6 +33,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"CERTDESK_SMTP_TIMEOUT", "-1s", "CERTDESK_SMTP_TIMEOUT"},
 		{"CERTDESK_PUBLIC_BASE_URL", "ftp://x", "CERTDESK_PUBLIC_BASE_URL"},
 		{"CERTDESK_LOG_LEVEL", "loud", "CERTDESK_LOG_LEVEL"},
+		{"CERTDESK_WEAK_KEYS_DIR", "/nonexistent-weak-keys", "CERTDESK_WEAK_KEYS_DIR"},
+		{"CERTDESK_WEAK_KEYS_DIR", ".", "no file named blacklist.RSA"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
@@ -43,6 +45,17 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 				t.Fatalf("got %v, want one line naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWeakKeysDir(t *testing.T) {
+	dir := "../pki/goodkey/testdata/weakkeys"
+	c, err := LoadFrom(env(map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y", "CERTDESK_WEAK_KEYS_DIR": dir}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WeakKeysDir != dir {
+		t.Fatalf("WeakKeysDir = %q", c.WeakKeysDir)
 	}
 }
 

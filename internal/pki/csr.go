@@ -27,6 +27,7 @@ var (
 	ErrCurveNotAllowed   = goodkey.ErrCurveNotAllowed
 	ErrECPointInvalid    = goodkey.ErrECPointInvalid
 	ErrBlockedKey        = goodkey.ErrBlockedKey
+	ErrDebianWeakKey     = goodkey.ErrDebianWeakKey
 )
 
 // BlockedKeys is goodkey.BlockedKeys: the caller's lookup of keys blocked
@@ -88,13 +89,14 @@ var allowedCSRSignature = map[x509.SignatureAlgorithm]bool{
 //  1. the CSR parses;
 //  2. its signature algorithm is SHA-2 based (O11: SHA-1/MD5 refused);
 //  3. the key passes the profile's key policy (type, size, exponent, curve,
-//     ROCA, Fermat);
+//     ROCA, Fermat, Debian weak keys from $CERTDESK_WEAK_KEYS_DIR);
 //  4. the CSR signature verifies (proof of possession);
 //  5. the key is not blocked (BR 6.1.1.3), when blocked is not nil;
 //  6. the names (domains or email) and the subject data are acceptable.
 //
 // A refusal is a *problem.Error whose kind is one of the Err* sentinels
-// (errors.Is); any other error (a failed blocked-key lookup) is retryable.
+// (errors.Is); any other error (a failed blocked-key lookup, unreadable
+// weak-key lists) is retryable.
 // The CSR's own subject and extensions are ignored: the certificate is
 // built from r.Subject and the validated names only.
 func CheckCSR(ctx context.Context, r *Request, blocked BlockedKeys) (*x509.CertificateRequest, error) {

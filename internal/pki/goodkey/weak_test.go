@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,6 +150,38 @@ func BenchmarkWeakKnown(b *testing.B) {
 	for range b.N {
 		if w.Known(&k.PublicKey) {
 			b.Fatal("random list hit")
+		}
+	}
+}
+
+// TestWeakKeysFromEnv runs this test binary again with WeakKeysDirEnv set,
+// since the process-wide set is read once per process: a good directory
+// makes the listed key refused, a broken one makes every RSA check fail
+// with a retryable error instead of passing unchecked.
+func TestWeakKeysFromEnv(t *testing.T) {
+	if mode := os.Getenv("GOODKEY_ENV_CHILD"); mode != "" {
+		pem, err := os.ReadFile("testdata/listed-2048.pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = (Policy{AllowRSA: true}).CheckStatic(parseRSA(t, string(pem)))
+		switch mode {
+		case "good":
+			if !errors.Is(err, ErrDebianWeakKey) {
+				t.Fatalf("listed key: %v", err)
+			}
+		case "broken":
+			if err == nil || problem.IsRefusal(err) || !strings.Contains(err.Error(), WeakKeysDirEnv) {
+				t.Fatalf("broken list dir: %v", err)
+			}
+		}
+		return
+	}
+	for mode, dir := range map[string]string{"good": "testdata/weakkeys", "broken": t.TempDir()} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWeakKeysFromEnv$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "GOODKEY_ENV_CHILD="+mode, WeakKeysDirEnv+"="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", mode, err, out)
 		}
 	}
 }
