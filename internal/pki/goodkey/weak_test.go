@@ -14,9 +14,10 @@ import (
 	"certdesk/internal/pki/problem"
 )
 
-// The real Debian lists cannot be had on this machine (see weak.go and the
-// README); these tests build lists in the same format from keys they make,
-// and check the format against one entry made by the openssl CLI.
+// The real Debian lists cannot be had on this machine (bookworm has no
+// openssl-blacklist package); these tests build lists in the same format
+// from keys they make, and check the format against one entry made by the
+// openssl CLI (testdata/weakkeys).
 
 func genRSA(t *testing.T, bits int) *rsa.PublicKey {
 	t.Helper()
