@@ -53,10 +53,15 @@ func newTestLog(t *testing.T) *testLog {
 	return &testLog{key: k, id: sha256.Sum256(spki)}
 }
 
-// sct signs an SCT for the precertificate chain [pre, issuer].
+// sct signs an SCT for the precertificate chain [pre, issuer], now.
 func (l *testLog) sct(t *testing.T, preDER, issuerDER []byte) ct.SCT {
 	t.Helper()
-	ts := uint64(time.Now().UnixMilli())
+	return l.sctAt(t, preDER, issuerDER, time.Now())
+}
+
+func (l *testLog) sctAt(t *testing.T, preDER, issuerDER []byte, at time.Time) ct.SCT {
+	t.Helper()
+	ts := uint64(at.UnixMilli())
 	leaf, err := ctgo.MerkleTreeLeafFromRawChain([]ctgo.ASN1Cert{{Data: preDER}, {Data: issuerDER}}, ctgo.PrecertLogEntryType, ts)
 	if err != nil {
 		t.Fatal(err)
@@ -413,5 +418,26 @@ func TestIssueFinalMismatchSignsNothing(t *testing.T) {
 	}
 	if _, err := iss.IssueFinal(ctx, req, pre.DER, sctList); err != nil || signer.count() != 2 {
 		t.Fatalf("IssueFinal: %v, %d signatures", err, signer.count())
+	}
+}
+
+// TestIssueFinalLintsSCTTimes: zlint's e_excessively_backdated (BR
+// §7.1.2.7: notBefore within 48 hours of signing, judged by the earliest
+// SCT) runs before the final certificate is signed, so SCTs gathered more
+// than 48 hours after the stored NotBefore make IssueFinal refuse.
+func TestIssueFinalLintsSCTTimes(t *testing.T) {
+	ca := getFileCA(t)
+	iss, _ := ca.Issuer("tls-1")
+	ctx := context.Background()
+	req := ctRequest(t)
+	pre, err := iss.IssuePrecert(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := newTestLog(t).sctAt(t, pre.DER, iss.Certificate().Raw, req.NotBefore.Add(72*time.Hour))
+	sctList, _ := ct.EncodeSCTList([]ct.SCT{late})
+	got, err := iss.IssueFinal(ctx, req, pre.DER, sctList)
+	if !errors.Is(err, ErrLint) || got != nil || !strings.Contains(err.Error(), "backdated") {
+		t.Fatalf("SCT 72 h after notBefore: %v; want the backdating lint refusal", err)
 	}
 }
