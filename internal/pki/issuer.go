@@ -173,6 +173,29 @@ type Issued struct {
 // TBSCertificate; one serial never names two different certificate
 // contents. If a DER is already stored for the serial, do not call Issue.
 func (i *Issuer) Issue(ctx context.Context, req *IssueRequest) (*Issued, error) {
+	b, err := i.requestTemplate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return i.sign(b, nil)
+}
+
+// built is a certificate template ready to be linted and signed, with
+// what signing needs besides it.
+type built struct {
+	profile *Profile
+	tmpl    *x509.Certificate
+	pub     crypto.PublicKey
+	shard   int
+}
+
+// requestTemplate checks a public request again and builds its template:
+// the one place Issue, IssuePrecert and IssueFinal get their contents from,
+// so that the three cannot disagree about a request.
+func (i *Issuer) requestTemplate(ctx context.Context, req *IssueRequest) (*built, error) {
+	if req == nil {
+		return nil, errors.New("no issuance request")
+	}
 	p, err := i.profiles.Get(req.Profile)
 	if err != nil {
 		return nil, err
@@ -184,12 +207,23 @@ func (i *Issuer) Issue(ctx context.Context, req *IssueRequest) (*Issued, error) 
 	if err != nil {
 		return nil, err
 	}
-	return i.issue(p, csr.PublicKey, req.Subject, req.Domains, req.Email, req.Serial, req.NotBefore, req.Validity)
+	return i.template(p, csr.PublicKey, req.Subject, req.Domains, req.Email, req.Serial, req.NotBefore, req.Validity)
 }
 
 // issue builds, lints and signs. Internal profiles (OCSP responder,
 // document signing) come here directly.
 func (i *Issuer) issue(p *Profile, pub crypto.PublicKey, s Subject, domains []string, email string, serial *big.Int, notBefore time.Time, validity time.Duration) (*Issued, error) {
+	b, err := i.template(p, pub, s, domains, email, serial, notBefore, validity)
+	if err != nil {
+		return nil, err
+	}
+	return i.sign(b, nil)
+}
+
+// template builds the certificate template from verified data only. It is
+// deterministic: the same arguments give the same template, which is what
+// lets IssueFinal rebuild the precertificate's contents from the request.
+func (i *Issuer) template(p *Profile, pub crypto.PublicKey, s Subject, domains []string, email string, serial *big.Int, notBefore time.Time, validity time.Duration) (*built, error) {
 	if err := checkSerial(serial); err != nil {
 		return nil, err
 	}
@@ -256,12 +290,23 @@ func (i *Issuer) issue(p *Profile, pub crypto.PublicKey, s Subject, domains []st
 	if p.OCSPNoCheck {
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidOCSPNoCheck, Value: []byte{0x05, 0x00}})
 	}
+	return &built{profile: p, tmpl: tmpl, pub: pub, shard: shard}, nil
+}
 
-	lintCert, err := i.linter.Certificate(tmpl, pub, p.lintExclusions)
+// sign lints b's template through the lint issuer and, if clean and if
+// beforeSigning (when set) accepts the linted certificate, whose TBS is the
+// one the CA key is about to sign, signs it with the CA key.
+func (i *Issuer) sign(b *built, beforeSigning func(linted *x509.Certificate) error) (*Issued, error) {
+	lintCert, err := i.linter.Certificate(b.tmpl, b.pub, b.profile.lintExclusions)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.cert, pub, i.signer)
+	if beforeSigning != nil {
+		if err := beforeSigning(lintCert); err != nil {
+			return nil, err
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, b.tmpl, i.cert, b.pub, i.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing with issuer %s: %w", i.id, err)
 	}
@@ -273,7 +318,7 @@ func (i *Issuer) issue(p *Profile, pub crypto.PublicKey, s Subject, domains []st
 	if !bytes.Equal(cert.RawTBSCertificate, lintCert.RawTBSCertificate) {
 		return nil, fmt.Errorf("issuer %s: signed TBSCertificate differs from the linted one; refusing to return it (bug)", i.id)
 	}
-	return &Issued{DER: der, Cert: cert, Shard: shard}, nil
+	return &Issued{DER: der, Cert: cert, Shard: b.shard}, nil
 }
 
 // policySpecs: the BR reserved OID first (no qualifiers, BR 7.1.2.7.9), then

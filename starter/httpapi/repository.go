@@ -30,12 +30,16 @@ type caRepository struct {
 	certs  map[string]*x509.Certificate // issuer id (and the root id) → certificate
 	rootID string
 	shards map[string]int // issuing CA id → CRL shards
-	index  *pki.OCSPIndex
+	// urls builds the repository URLs exactly as the certificates print
+	// them (the manifest's base URL is the one the signer uses).
+	urls  pki.URLs
+	index *pki.OCSPIndex
 }
 
 // caManifest is the part of pki's ca.json the starter needs.
 type caManifest struct {
-	Version int `json:"version"`
+	Version int    `json:"version"`
+	BaseURL string `json:"base_url"`
 	Root    struct {
 		ID   string `json:"id"`
 		Cert string `json:"cert"`
@@ -61,7 +65,11 @@ func loadCARepository(dir string) (*caRepository, error) {
 	if man.Version != 1 {
 		return nil, fmt.Errorf("ca.json version %d not supported", man.Version)
 	}
-	repo := &caRepository{certs: map[string]*x509.Certificate{}, rootID: man.Root.ID, shards: map[string]int{}}
+	if man.BaseURL == "" {
+		return nil, errors.New("ca.json: no base_url; the repository cannot name the URLs printed in certificates")
+	}
+	repo := &caRepository{certs: map[string]*x509.Certificate{}, rootID: man.Root.ID, shards: map[string]int{},
+		urls: pki.URLs{Base: man.BaseURL}}
 	read := func(id, name string) (*x509.Certificate, error) {
 		if !issuerIDPattern.MatchString(id) {
 			return nil, fmt.Errorf("ca.json: CA id %q", id)
@@ -181,6 +189,44 @@ func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
 	h.Set("Expires", c.NextUpdate.UTC().Format(http.TimeFormat))
 	h.Set("ETag", etag(c.DER))
 	http.ServeContent(w, r, "", c.ThisUpdate, bytes.NewReader(c.DER))
+}
+
+// crlPartitions serves /repository/crl/<issuer>.json: the JSON array of the
+// full URL of every CRL shard of an issuing CA, in shard order, which is
+// what the CCADB "JSON Array of Partitioned CRLs" field of the CA's record
+// holds (Apple and Chrome require it when a CA publishes partitioned CRLs
+// instead of one full CRL). The URLs come from pki.URLs.CRLPartitions, the
+// builder of the distribution points printed in certificates, and the
+// shard count from the manifest the signer uses, so the list cannot drift
+// from the certificates; it is fixed for the issuer's lifetime.
+func (s *Server) crlPartitions(w http.ResponseWriter, r *http.Request) {
+	id, ok := strings.CutSuffix(r.PathValue("file"), ".json")
+	if !ok || !issuerIDPattern.MatchString(id) {
+		s.problem(w, r, api.New(http.StatusNotFound, api.TypeNotFound, "CRL partition lists are /repository/crl/<issuer>.json"))
+		return
+	}
+	if s.repo == nil {
+		s.problem(w, r, api.New(http.StatusServiceUnavailable, api.TypeUnavailable, "the CA repository is not loaded"))
+		return
+	}
+	n, known := s.repo.shards[id]
+	if !known {
+		s.problem(w, r, api.New(http.StatusNotFound, api.TypeNotFound, "no issuing CA "+id))
+		return
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s.repo.urls.CRLPartitions(id, n)); err != nil {
+		s.internalError(w, r, "encode CRL partitions", err)
+		return
+	}
+	body := b.Bytes()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=86400")
+	h.Set("ETag", etag(body))
+	http.ServeContent(w, r, "", s.repo.certs[id].NotBefore, bytes.NewReader(body))
 }
 
 func etag(b []byte) string {

@@ -199,6 +199,7 @@ func (s *Server) register() {
 		// Relying parties: the repository (URLs printed in certificates, internal/pki/urls.go).
 		{"GET", "/repository/ca/{file}", http.HandlerFunc(s.caCertificate)},
 		{"GET", "/repository/crl/{issuer}/{shard}", http.HandlerFunc(s.crl)},
+		{"GET", "/repository/crl/{file}", http.HandlerFunc(s.crlPartitions)},
 		{"GET", "/ocsp/{request...}", http.HandlerFunc(s.ocsp)},
 		{"POST", "/ocsp", http.HandlerFunc(s.ocsp)},
 

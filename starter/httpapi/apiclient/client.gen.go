@@ -695,6 +695,13 @@ type ClientInterface interface {
 	// Corresponds with GET /repository/ca/{file} (the `GetCACertificate` operationId).
 	GetCACertificate(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetCRLPartitions every CRL shard URL of an issuing CA, as a JSON array
+	//
+	// `<issuer>.json`: the full URL of every CRL shard of the issuing CA (each `/repository/crl/<issuer>/<n>.crl`, in shard order), the value of the CCADB "JSON Array of Partitioned CRLs" field. Fixed for the issuer's lifetime; together the shards cover every certificate the issuer signed.
+	//
+	// Corresponds with GET /repository/crl/{file} (the `GetCRLPartitions` operationId).
+	GetCRLPartitions(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCRL the latest CRL of one shard, DER (application/pkix-crl); the URL printed in certificates
 	//
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
@@ -1148,6 +1155,23 @@ func (c *Client) GetReadyz(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /repository/ca/{file} (the `GetCACertificate` operationId).
 func (c *Client) GetCACertificate(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCACertificateRequest(c.Server, file)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCRLPartitions every CRL shard URL of an issuing CA, as a JSON array
+//
+// `<issuer>.json`: the full URL of every CRL shard of the issuing CA (each `/repository/crl/<issuer>/<n>.crl`, in shard order), the value of the CCADB "JSON Array of Partitioned CRLs" field. Fixed for the issuer's lifetime; together the shards cover every certificate the issuer signed.
+//
+// Corresponds with GET /repository/crl/{file} (the `GetCRLPartitions` operationId).
+func (c *Client) GetCRLPartitions(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCRLPartitionsRequest(c.Server, file)
 	if err != nil {
 		return nil, err
 	}
@@ -1964,6 +1988,40 @@ func NewGetCACertificateRequest(server string, file string) (*http.Request, erro
 	return req, nil
 }
 
+// NewGetCRLPartitionsRequest constructs an http.Request for the GetCRLPartitions method
+func NewGetCRLPartitionsRequest(server string, file string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/repository/crl/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetCRLRequest constructs an http.Request for the GetCRL method
 func NewGetCRLRequest(server string, issuer string, shard string) (*http.Request, error) {
 	var err error
@@ -2741,6 +2799,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /repository/ca/{file} (the `GetCACertificate` operationId).
 	GetCACertificateWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetCACertificateResponse, error)
 
+	// GetCRLPartitionsWithResponse every CRL shard URL of an issuing CA, as a JSON array
+	//
+	// `<issuer>.json`: the full URL of every CRL shard of the issuing CA (each `/repository/crl/<issuer>/<n>.crl`, in shard order), the value of the CCADB "JSON Array of Partitioned CRLs" field. Fixed for the issuer's lifetime; together the shards cover every certificate the issuer signed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /repository/crl/{file} (the `GetCRLPartitions` operationId).
+	GetCRLPartitionsWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetCRLPartitionsResponse, error)
+
 	// GetCRLWithResponse the latest CRL of one shard, DER (application/pkix-crl); the URL printed in certificates
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3475,6 +3542,61 @@ func (r GetCACertificateResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCACertificateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCRLPartitionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]string
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCRLPartitionsResponse) GetJSON200() *[]string {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCRLPartitionsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCRLPartitionsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCRLPartitionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCRLPartitionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCRLPartitionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCRLPartitionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4462,6 +4584,21 @@ func (c *ClientWithResponses) GetCACertificateWithResponse(ctx context.Context, 
 	return ParseGetCACertificateResponse(rsp)
 }
 
+// GetCRLPartitionsWithResponse every CRL shard URL of an issuing CA, as a JSON array
+//
+// `<issuer>.json`: the full URL of every CRL shard of the issuing CA (each `/repository/crl/<issuer>/<n>.crl`, in shard order), the value of the CCADB "JSON Array of Partitioned CRLs" field. Fixed for the issuer's lifetime; together the shards cover every certificate the issuer signed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /repository/crl/{file} (the `GetCRLPartitions` operationId).
+func (c *ClientWithResponses) GetCRLPartitionsWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetCRLPartitionsResponse, error) {
+	rsp, err := c.GetCRLPartitions(ctx, file, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCRLPartitionsResponse(rsp)
+}
+
 // GetCRLWithResponse the latest CRL of one shard, DER (application/pkix-crl); the URL printed in certificates
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5125,6 +5262,49 @@ func ParseGetCACertificateResponse(rsp *http.Response) (*GetCACertificateRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetCRLPartitionsResponse parses an HTTP response from a GetCRLPartitionsWithResponse call
+func ParseGetCRLPartitionsResponse(rsp *http.Response) (*GetCRLPartitionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCRLPartitionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []string
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 
