@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,7 +51,7 @@ func (s *Server) resellerAuth(next http.Handler) http.Handler {
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
-	if !s.allow(w, r, s.publicLimiter, clientIP(r)) {
+	if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="certdesk"`)
@@ -81,7 +80,7 @@ func resellerOf(r *http.Request) string {
 // scopes Idempotency-Keys to the address.
 func (s *Server) publicLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r)
+		ip := s.clientIP(r)
 		if !s.allow(w, r, s.publicLimiter, ip) {
 			return
 		}
@@ -92,7 +91,7 @@ func (s *Server) publicLimit(next http.Handler) http.Handler {
 // codeLimit is the stricter per-address limit of code submissions.
 func (s *Server) codeLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.allow(w, r, s.codeLimiter, clientIP(r)) {
+		if !s.allow(w, r, s.codeLimiter, s.clientIP(r)) {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -113,17 +112,6 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, set *limiterSet, 
 	s.problem(w, r, api.New(http.StatusTooManyRequests, api.TypeRateLimited, "slow down and retry after the time in Retry-After").
 		With("retry_after", secs))
 	return false
-}
-
-// clientIP is the peer address. The starter trusts no forwarding header:
-// put it behind a proxy that rewrites RemoteAddr, or accept that the limit
-// then applies to the proxy.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // limiterSet holds one token bucket per key, forgetting idle ones.
@@ -222,7 +210,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	scope, _ := r.Context().Value(ctxClientScope).(string)
 	if scope == "" {
-		scope = "ip:" + clientIP(r)
+		scope = "ip:" + s.clientIP(r)
 	}
 	hash := sha256.New()
 	hash.Write([]byte(r.Method + " " + r.Pattern + "\n" + r.URL.Path + "\n"))
