@@ -19,9 +19,9 @@ import (
 type Store interface {
 	// Authentication and Idempotency-Key.
 	ResellerByKeyHash(ctx context.Context, hash string) (store.Reseller, error)
-	ReserveIdempotencyKey(ctx context.Context, scope, key string, hash []byte, ttl, stale time.Duration) (store.IdempotencyRecord, bool, error)
-	CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, contentType, location string, body []byte) error
-	ReleaseIdempotencyKey(ctx context.Context, scope, key string) error
+	ReserveIdempotencyKey(ctx context.Context, scope, key string, hash []byte, ttl, lease time.Duration) (store.IdempotencyRecord, bool, error)
+	CompleteIdempotencyKey(ctx context.Context, scope, key string, reservedAt time.Time, status int, contentType, location string, body []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, scope, key string, reservedAt time.Time) error
 	PurgeIdempotencyKeys(ctx context.Context, age time.Duration) (int64, error)
 
 	// Applications and certificates of the calling reseller.
