@@ -34,6 +34,9 @@ type Config struct {
 
 	HTTPAddr      string
 	PublicBaseURL string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
+	// starter believes for the client address; empty trusts none.
+	TrustedProxies []netip.Prefix
 
 	SMTPHost      string
 	SMTPPort      int
@@ -109,6 +112,8 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { return hostPort(v, &c.HTTPAddr) }},
 		{Name: "CERTDESK_PUBLIC_BASE_URL", Default: "http://127.0.0.1:8080", Help: "public base URL printed in certificates (CRL, OCSP, CA issuers) and emails",
 			parse: func(c *Config, v string) error { return httpURL(v, &c.PublicBaseURL) }},
+		{Name: "CERTDESK_TRUSTED_PROXIES", Help: "CIDR ranges of the reverse proxies in front of the starter, comma-separated, e.g. 10.0.0.0/8,fd00::/8: from them the client address (rate limits, Idempotency-Key scope) is the right-most X-Forwarded-For entry outside these ranges; empty: no proxy is trusted and the header is ignored",
+			parse: func(c *Config, v string) error { return prefixes(v, &c.TrustedProxies) }},
 		{Name: "CERTDESK_SMTP_HOST", Default: "127.0.0.1", Help: "SMTP server host",
 			parse: func(c *Config, v string) error { return nonEmpty(v, &c.SMTPHost) }},
 		{Name: "CERTDESK_SMTP_PORT", Default: "1025", Help: "SMTP server port",

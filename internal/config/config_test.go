@@ -35,6 +35,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"CERTDESK_LOG_LEVEL", "loud", "CERTDESK_LOG_LEVEL"},
 		{"CERTDESK_WEAK_KEYS_DIR", "/nonexistent-weak-keys", "CERTDESK_WEAK_KEYS_DIR"},
 		{"CERTDESK_WEAK_KEYS_DIR", ".", "no file named blacklist.RSA"},
+		{"CERTDESK_TRUSTED_PROXIES", "10.0.0.0/8,proxy.example", "CERTDESK_TRUSTED_PROXIES"},
+		{"CERTDESK_TRUSTED_PROXIES", "10.0.0.1", "CERTDESK_TRUSTED_PROXIES"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
@@ -71,5 +73,26 @@ func TestMarkdownListsEveryVariable(t *testing.T) {
 		if !strings.Contains(md, "`"+v.Name+"`") {
 			t.Errorf("%s missing from the README table", v.Name)
 		}
+	}
+}
+
+// TestTrustedProxies: empty by default (no proxy trusted), else the listed
+// CIDR ranges.
+func TestTrustedProxies(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y"}
+	c, err := LoadFrom(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 0 {
+		t.Fatalf("default trusts %v, want no proxy", c.TrustedProxies)
+	}
+	base["CERTDESK_TRUSTED_PROXIES"] = " 10.0.0.0/8, fd00::1/8 "
+	c, err = LoadFrom(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0].String() != "10.0.0.0/8" || c.TrustedProxies[1].String() != "fd00::/8" {
+		t.Fatalf("TrustedProxies %v", c.TrustedProxies)
 	}
 }

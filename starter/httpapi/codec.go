@@ -55,7 +55,7 @@ func (s *Server) staffOnly(next http.Handler) http.Handler {
 			staff, _ = s.openSession(c.Value)
 		}
 		if staff == "" {
-			if !s.allow(w, r, s.publicLimiter, clientIP(r)) {
+			if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="certdesk-staff"`)
@@ -163,7 +163,7 @@ func (s *Server) codecSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.staffTokenOK(r.PostForm.Get("token")) {
-		if !s.allow(w, r, s.publicLimiter, clientIP(r)) {
+		if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 			return
 		}
 		s.problem(w, r, api.New(http.StatusUnauthorized, api.TypeUnauthorized, "the staff token is not correct"))

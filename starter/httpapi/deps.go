@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -18,9 +19,9 @@ import (
 type Store interface {
 	// Authentication and Idempotency-Key.
 	ResellerByKeyHash(ctx context.Context, hash string) (store.Reseller, error)
-	ReserveIdempotencyKey(ctx context.Context, scope, key string, hash []byte, ttl, stale time.Duration) (store.IdempotencyRecord, bool, error)
-	CompleteIdempotencyKey(ctx context.Context, scope, key string, status int, contentType, location string, body []byte) error
-	ReleaseIdempotencyKey(ctx context.Context, scope, key string) error
+	ReserveIdempotencyKey(ctx context.Context, scope, key string, hash []byte, ttl, lease time.Duration) (store.IdempotencyRecord, bool, error)
+	CompleteIdempotencyKey(ctx context.Context, scope, key string, reservedAt time.Time, status int, contentType, location string, body []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, scope, key string, reservedAt time.Time) error
 	PurgeIdempotencyKeys(ctx context.Context, age time.Duration) (int64, error)
 
 	// Applications and certificates of the calling reseller.
@@ -86,6 +87,11 @@ type Config struct {
 	// TemporalNamespace is recorded in the staff access log for decodes
 	// that do not name one.
 	TemporalNamespace string
+	// TrustedProxies are the reverse proxies in front of the server: from
+	// a peer in one of them the client address is read from
+	// X-Forwarded-For (see clientIPFrom); empty trusts no proxy and the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // ConfigFrom takes the HTTP API's values out of the process configuration.
@@ -93,5 +99,6 @@ func ConfigFrom(c *config.Config) Config {
 	return Config{
 		CADir: c.CADir, StaffToken: c.StaffToken, PublicBaseURL: c.PublicBaseURL,
 		TemporalUIURL: c.TemporalUIURL, TemporalNamespace: c.TemporalNamespace,
+		TrustedProxies: c.TrustedProxies,
 	}
 }

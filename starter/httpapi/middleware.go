@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,7 +51,7 @@ func (s *Server) resellerAuth(next http.Handler) http.Handler {
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
-	if !s.allow(w, r, s.publicLimiter, clientIP(r)) {
+	if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="certdesk"`)
@@ -81,7 +80,7 @@ func resellerOf(r *http.Request) string {
 // scopes Idempotency-Keys to the address.
 func (s *Server) publicLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r)
+		ip := s.clientIP(r)
 		if !s.allow(w, r, s.publicLimiter, ip) {
 			return
 		}
@@ -92,7 +91,7 @@ func (s *Server) publicLimit(next http.Handler) http.Handler {
 // codeLimit is the stricter per-address limit of code submissions.
 func (s *Server) codeLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.allow(w, r, s.codeLimiter, clientIP(r)) {
+		if !s.allow(w, r, s.codeLimiter, s.clientIP(r)) {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -113,17 +112,6 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, set *limiterSet, 
 	s.problem(w, r, api.New(http.StatusTooManyRequests, api.TypeRateLimited, "slow down and retry after the time in Retry-After").
 		With("retry_after", secs))
 	return false
-}
-
-// clientIP is the peer address. The starter trusts no forwarding header:
-// put it behind a proxy that rewrites RemoteAddr, or accept that the limit
-// then applies to the proxy.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // limiterSet holds one token bucket per key, forgetting idle ones.
@@ -222,14 +210,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	scope, _ := r.Context().Value(ctxClientScope).(string)
 	if scope == "" {
-		scope = "ip:" + clientIP(r)
+		scope = "ip:" + s.clientIP(r)
 	}
-	hash := sha256.New()
-	hash.Write([]byte(r.Method + " " + r.Pattern + "\n" + r.URL.Path + "\n"))
-	hash.Write(body)
-	sum := hash.Sum(nil)
-
-	rec, reserved, err := s.st.ReserveIdempotencyKey(r.Context(), scope, key, sum, s.limits.IdempotencyTTL, time.Minute)
+	rec, reserved, err := s.st.ReserveIdempotencyKey(r.Context(), scope, key, idempotencyRequestHash(r, body), s.limits.IdempotencyTTL, s.idempotencyLease())
 	switch {
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		s.problem(w, r, api.New(http.StatusUnprocessableEntity, api.TypeIdempotencyReused,
@@ -264,22 +247,68 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 		}
 		// Panics and failures free the key; use a fresh context, the
 		// request's may be cancelled.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyFinish)
 		defer cancel()
-		if err := s.st.ReleaseIdempotencyKey(ctx, scope, key); err != nil {
+		if err := s.st.ReleaseIdempotencyKey(ctx, scope, key, rec.CreatedAt); err != nil {
 			s.log.Error("release idempotency key", "error", err)
 		}
 	}()
-	h(cw, r)
+	// The handler's deadline is what makes the lease safe: see
+	// idempotencyLease.
+	hctx, hcancel := context.WithTimeout(r.Context(), s.limits.RequestTimeout)
+	defer hcancel()
+	h(cw, r.WithContext(hctx))
 	if cw.code >= 200 && cw.code < 300 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyFinish)
 		defer cancel()
-		if err := s.st.CompleteIdempotencyKey(ctx, scope, key, cw.code, cw.Header().Get("Content-Type"), cw.Header().Get("Location"), cw.buf.Bytes()); err != nil {
+		// Fenced by rec.CreatedAt: should this request have overrun its
+		// lease and been taken over, its answer is not stored over the
+		// retry's reservation (the client that sent it got a 5xx or
+		// nothing, and the retry's answer is the one kept).
+		if err := s.st.CompleteIdempotencyKey(ctx, scope, key, rec.CreatedAt, cw.code, cw.Header().Get("Content-Type"), cw.Header().Get("Location"), cw.buf.Bytes()); err != nil {
 			s.log.Error("store idempotent answer", "error", err)
 			return
 		}
 		completed = true
 	}
+}
+
+// idempotencyFinish bounds storing or releasing a reservation once the
+// handler has returned.
+const idempotencyFinish = 5 * time.Second
+
+// idempotencyLeaseMargin covers what the deadlines do not: a handler
+// noticing its context's end a little late, and the round trips between
+// the reservation's created_at (PostgreSQL's clock) and the deadline's
+// start (this process's clock; only elapsed time on each matters, so the
+// two clocks need not agree).
+const idempotencyLeaseMargin = time.Minute
+
+// idempotencyLease is how long an uncompleted Idempotency-Key reservation
+// is protected from takeover. It used to be a fixed minute, shorter than
+// a request may run, so a retry could run the request a second time while
+// the first was still at work. Now the owner's handler runs under a
+// context that ends RequestTimeout after the reservation, storing or
+// releasing the answer takes at most idempotencyFinish more, and the
+// lease adds idempotencyLeaseMargin on top: a reservation younger than
+// the lease may have a running owner and gets 409; an older one belongs
+// to a process that died (or a handler that ignored its deadline, whose
+// late answer the store's fencing token then keeps out). This needs no
+// heartbeat and no schema change; its cost is that a crashed request's
+// key stays busy for about two minutes.
+func (s *Server) idempotencyLease() time.Duration { return leaseFor(s.limits.RequestTimeout) }
+
+func leaseFor(requestTimeout time.Duration) time.Duration {
+	return requestTimeout + idempotencyFinish + idempotencyLeaseMargin
+}
+
+// idempotencyRequestHash identifies the request an Idempotency-Key was
+// used with: method, route, path and body.
+func idempotencyRequestHash(r *http.Request, body []byte) []byte {
+	hash := sha256.New()
+	hash.Write([]byte(r.Method + " " + r.Pattern + "\n" + r.URL.Path + "\n"))
+	hash.Write(body)
+	return hash.Sum(nil)
 }
 
 // captureWriter copies what a handler writes.

@@ -24,6 +24,11 @@ import (
 // errNotSignedYet: an issued serial without a pre-signed response yet.
 var errNotSignedYet = errors.New("no pre-signed OCSP response yet")
 
+// errExpired: the stored response's nextUpdate is not after now, and
+// nothing fresher is stored. It is answered "tryLater" like
+// errNotSignedYet, but logged: the signer is behind.
+var errExpired = errors.New("stored OCSP response past its nextUpdate")
+
 // ocspCache keeps what the pre-signed path needs per (issuer, serial):
 // whether the serial was issued and its stored response, with the response
 // headers computed once. Relying parties ask for the same serials again
@@ -37,6 +42,14 @@ var errNotSignedYet = errors.New("no pre-signed OCSP response yet")
 // arrives ocspCacheTTL or more after it was committed; before that, a
 // request may still get the previous answer. A serial never issued is
 // cached as "not issued" and answered "unauthorized", never "good" (O14).
+//
+// Expiry: a response is never served once its nextUpdate is not after now
+// (RFC 5019 §4 / RFC 6960 §2.4: a relying party must not trust it, and an
+// expired "good" could hide a revocation the signer failed to publish).
+// A cached entry whose response has expired is re-read from the database
+// at once, whatever its age, in case the signer stored a fresher one; an
+// expired response from the database is answered "tryLater" and never
+// cached, so the re-signed one is served as soon as it is stored.
 //
 // refresh, run every ocspRefreshEvery by refreshOCSPCache, re-reads in one
 // statement per issuer the entries asked for since their last read that
@@ -112,11 +125,17 @@ func (e *ocspEntry) cacheControl(now time.Time) []string {
 	return v
 }
 
+// expiredAt reports whether e holds a response that must no longer be
+// served at now.
+func (e *ocspEntry) expiredAt(now time.Time) bool {
+	return e.res.Response != nil && !e.res.Response.NextUpdate.After(now)
+}
+
 func (c *ocspCache) get(k ocspKey, now time.Time) *ocspEntry {
 	c.mu.RLock()
 	e := c.m[k]
 	c.mu.RUnlock()
-	if e == nil || !now.Before(e.readAt.Add(ocspCacheTTL)) {
+	if e == nil || !now.Before(e.readAt.Add(ocspCacheTTL)) || e.expiredAt(now) {
 		return nil
 	}
 	if !e.used.Load() {
@@ -179,7 +198,7 @@ func (c *ocspCache) refresh(ctx context.Context, st Store, now func() time.Time)
 			}
 			fresh := make(map[ocspKey]*ocspEntry, len(res))
 			for serial, r := range res {
-				if r.Issued && r.Response == nil {
+				if r.Issued && (r.Response == nil || !r.Response.NextUpdate.After(readAt)) {
 					fresh[ocspKey{issuer, serial}] = nil // asked again each time, as on a miss
 					continue
 				}
@@ -272,7 +291,8 @@ func (l *storedOCSP) byKey(ctx context.Context, key ocspKey) ([]byte, error) {
 			return nil, err
 		}
 		e = newOCSPEntry(res, readAt)
-		if res.Response != nil || !res.Issued { // "issued, not signed yet" is asked again
+		// "Issued, not signed yet" and "expired" are asked again.
+		if !res.Issued || (res.Response != nil && !e.expiredAt(l.now)) {
 			l.cache.put(key, e)
 		} else {
 			l.cache.drop(key)
@@ -283,6 +303,10 @@ func (l *storedOCSP) byKey(ctx context.Context, key ocspKey) ([]byte, error) {
 	}
 	if e.res.Response == nil {
 		return nil, errNotSignedYet
+	}
+	if e.expiredAt(l.now) {
+		return nil, fmt.Errorf("issuer %s serial %s: %w (nextUpdate %s)", key.issuer, key.serial, errExpired,
+			e.res.Response.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	l.served = e
 	return e.res.Response.DER, nil
@@ -299,7 +323,7 @@ func (s *Server) answerOCSP(ctx context.Context, der []byte, l *storedOCSP) ([]b
 		switch {
 		case errors.Is(err, pki.ErrNotIssued):
 			resp, err = ocsp.UnauthorizedErrorResponse, nil
-		case err != nil && !errors.Is(err, errNotSignedYet):
+		case err != nil && !errors.Is(err, errNotSignedYet) && !errors.Is(err, errExpired):
 			resp, err = ocsp.InternalErrorErrorResponse, fmt.Errorf("OCSP lookup for issuer %s: %w", key.issuer, err)
 		}
 	} else {
@@ -308,8 +332,11 @@ func (s *Server) answerOCSP(ctx context.Context, der []byte, l *storedOCSP) ([]b
 			s.ocspParsed.put(der, l.key)
 		}
 	}
-	if errors.Is(err, errNotSignedYet) {
+	switch {
+	case errors.Is(err, errNotSignedYet):
 		resp, err = ocsp.TryLaterErrorResponse, nil
+	case errors.Is(err, errExpired):
+		resp = ocsp.TryLaterErrorResponse // err kept for the log
 	}
 	return resp, err
 }

@@ -42,7 +42,15 @@ type Limits struct {
 	CodeBurst int
 	// IdempotencyTTL is how long an Idempotency-Key answer is kept.
 	IdempotencyTTL time.Duration
+	// RequestTimeout ends the context of a request with an
+	// Idempotency-Key this long after its key was reserved; the
+	// reservation is taken over only a safe margin after that (see
+	// idempotencyLease). Zero means 60 s, the starter's WriteTimeout,
+	// after which the client cannot receive the answer anyway.
+	RequestTimeout time.Duration
 }
+
+const defaultRequestTimeout = 60 * time.Second
 
 // DefaultLimits are the production defaults.
 func DefaultLimits() Limits {
@@ -52,6 +60,7 @@ func DefaultLimits() Limits {
 		PublicRate: 5, PublicBurst: 20,
 		CodeRate: 10.0 / 60, CodeBurst: 10,
 		IdempotencyTTL: 24 * time.Hour,
+		RequestTimeout: defaultRequestTimeout,
 	}
 }
 
@@ -112,6 +121,14 @@ func New(d Deps) (*Server, error) {
 	}
 	if d.Limits == (Limits{}) {
 		d.Limits = DefaultLimits()
+	}
+	if d.Limits.RequestTimeout <= 0 {
+		d.Limits.RequestTimeout = defaultRequestTimeout
+	}
+	// The purge deletes every record older than IdempotencyTTL, running
+	// reservations too: it must not free one inside its lease.
+	if lease := leaseFor(d.Limits.RequestTimeout); d.Limits.IdempotencyTTL < lease {
+		d.Limits.IdempotencyTTL = lease
 	}
 	if d.Now == nil {
 		d.Now = time.Now
