@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,9 +15,6 @@ import (
 	"time"
 
 	"certdesk/internal/api"
-	"certdesk/internal/pii"
-	"certdesk/internal/store"
-	"certdesk/internal/testenv"
 )
 
 // TestIdempotencyNoTakeoverWhileRunning: a retry with the same
@@ -31,19 +27,7 @@ import (
 // more, is taken over.
 func TestIdempotencyNoTakeoverWhileRunning(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.NewDatabase(t)
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	ring, err := pii.NewKeyRing(pii.Key{ID: "k1", Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bk, _ := pii.GenerateKey()
-	bidx, err := pii.ParseBlindIndexKey(bk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, ring, bidx)
+	pool, st := newTestStore(t)
 	s := mustServer(t, Deps{DB: pool, Store: st})
 
 	var calls atomic.Int32

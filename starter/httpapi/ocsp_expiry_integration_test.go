@@ -5,11 +5,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"math/big"
 	"net/http/httptest"
@@ -20,11 +16,8 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
-	"certdesk/internal/pii"
-	"certdesk/internal/pki"
 	"certdesk/internal/status"
 	"certdesk/internal/store"
-	"certdesk/internal/testenv"
 )
 
 // TestOCSPNeverPastNextUpdate: a stored answer whose nextUpdate is not
@@ -35,42 +28,11 @@ import (
 // client retries.
 func TestOCSPNeverPastNextUpdate(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.NewDatabase(t)
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	ring, err := pii.NewKeyRing(pii.Key{ID: "k1", Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bk, _ := pii.GenerateKey()
-	bidx, err := pii.ParseBlindIndexKey(bk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, ring, bidx)
+	pool, st := newTestStore(t)
 
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "OCSP expiry test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _ := x509.ParseCertificate(der)
-	const issuerID = "tls-expiry-test"
-	idx, err := pki.NewOCSPIndex(map[string]*x509.Certificate{issuerID: issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateReseller(ctx, store.Reseller{ID: "rs_ocsp_exp", Name: "OCSP expiry", APIKeyHash: strings.Repeat("0", 62) + "ee", APIKeyPrefix: "cdk_e"}); err != nil {
-		t.Fatal(err)
-	}
-	const base = 0x3100000000000000
-	if err := st.SeedCertificates(ctx, store.SeedSpec{N: 2, Issuer: issuerID, Shards: 1, SerialBase: base, ResellerID: "rs_ocsp_exp",
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	const issuerID, base = "tls-expiry-test", 0x3100000000000000
+	ca := newOCSPTestCA(t, st, issuerID, "rs_ocsp_exp", base, 2)
+	key, issuer, idx := ca.key, ca.issuer, ca.idx
 	serialA, serialB := big.NewInt(base), big.NewInt(base+1)
 
 	t0 := time.Now().Truncate(time.Second)

@@ -5,26 +5,19 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 
-	"certdesk/internal/pii"
 	"certdesk/internal/pki"
 	"certdesk/internal/store"
-	"certdesk/internal/testenv"
 )
 
 // TestOCSPCacheFreshness checks the pre-signed path's cache against
@@ -35,44 +28,11 @@ import (
 // headers are those of pki.OCSPCacheHeaders.
 func TestOCSPCacheFreshness(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.NewDatabase(t)
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	ring, err := pii.NewKeyRing(pii.Key{ID: "k1", Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bk, _ := pii.GenerateKey()
-	bidx, err := pii.ParseBlindIndexKey(bk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, ring, bidx)
+	pool, st := newTestStore(t)
 
-	// An issuing CA that signs its own OCSP responses.
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "OCSP cache test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _ := x509.ParseCertificate(der)
-	const issuerID = "tls-cache-test"
-	idx, err := pki.NewOCSPIndex(map[string]*x509.Certificate{issuerID: issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if err := st.CreateReseller(ctx, store.Reseller{ID: "rs_ocsp_cache", Name: "OCSP cache", APIKeyHash: strings.Repeat("0", 62) + "ce", APIKeyPrefix: "cdk_c"}); err != nil {
-		t.Fatal(err)
-	}
-	const base = 0x3000000000000000
-	if err := st.SeedCertificates(ctx, store.SeedSpec{N: 3, Issuer: issuerID, Shards: 1, SerialBase: base, ResellerID: "rs_ocsp_cache",
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	const issuerID, base = "tls-cache-test", 0x3000000000000000
+	ca := newOCSPTestCA(t, st, issuerID, "rs_ocsp_cache", base, 3)
+	key, issuer, idx := ca.key, ca.issuer, ca.idx
 	serialA, serialB, serialUnsigned := big.NewInt(base), big.NewInt(base+1), big.NewInt(base+2)
 	serialUnknown := big.NewInt(base + 977)
 
