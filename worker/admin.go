@@ -2,17 +2,24 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 
 	"certdesk/activities"
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/pii"
+	"certdesk/internal/store"
 )
 
-// verifyAudit walks the audit hash chain and names the first broken row.
+// verifyAudit walks the audit hash chain, names the first broken row, and
+// compares the chain with the signed checkpoints (audit_checkpoints and the
+// copy in CERTDESK_CA_DIR, checked with the public key from that directory,
+// never from the database): a cut tail or a rebuilt chain fails too. The
+// error is one line.
 func verifyAudit(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -23,18 +30,35 @@ func verifyAudit(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	broken, ok, err := st.VerifyAudit(ctx)
+	pub, err := store.ReadAuditCheckpointPublicKey(cfg.CADir)
 	if err != nil {
 		return err
 	}
-	seq, hash, err := st.AuditHead(ctx)
+	file, err := store.ReadAuditCheckpointFile(cfg.CADir)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("audit chain broken at seq %d: that row (or the one before it) was altered; restore it from a backup and investigate", broken)
+	res, err := st.CheckAudit(ctx, pub, file, filepath.Join(cfg.CADir, store.AuditCheckpointFile))
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "audit chain intact: %d events, head %x\n", seq, hash)
+	var problems []string
+	if res.BrokenSeq != 0 {
+		problems = append(problems, fmt.Sprintf("audit chain broken at seq %d: that row (or the one before it) was altered; restore it from a backup and investigate", res.BrokenSeq))
+	}
+	problems = append(problems, res.Problems...)
+	if len(problems) > 0 {
+		return errors.New(store.JoinAuditProblems(problems))
+	}
+	fmt.Fprintf(out, "audit chain intact: %d events, head %x", res.Events, res.HeadHash)
+	switch {
+	case res.Newest != nil:
+		fmt.Fprintf(out, "; %d signed checkpoints match, the newest %s covers row %d\n", res.Checkpoints, res.Newest, res.Newest.Seq)
+	case pub == nil:
+		fmt.Fprintf(out, "; no signed checkpoint yet (no %s in %s): a cut tail cannot be detected until the signer makes one\n", store.AuditCheckpointPublicKeyFile, cfg.CADir)
+	default:
+		fmt.Fprintf(out, "; no signed checkpoint yet: a cut tail cannot be detected until the signer makes one\n")
+	}
 	return nil
 }
 

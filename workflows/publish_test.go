@@ -9,6 +9,7 @@ import (
 	"certdesk/activities"
 )
 
+// The audit checkpoint comes last, so a refusal cannot hold up CRLs or OCSP.
 func TestPublishCRLsRenewsThenPublishesThenRefreshes(t *testing.T) {
 	env, _ := newEnv(t)
 	var sa *activities.SigningActivities
@@ -19,12 +20,16 @@ func TestPublishCRLsRenewsThenPublishesThenRefreshes(t *testing.T) {
 		order = append(order, "ocsp")
 		return 7, nil
 	})
+	env.OnActivity(sa.SignAuditCheckpoint, mock.Anything).Return(func(context.Context) (activities.AuditCheckpointResult, error) {
+		order = append(order, "checkpoint")
+		return activities.AuditCheckpointResult{Number: 1, Seq: 9, Count: 9, New: true}, nil
+	})
 	env.ExecuteWorkflow(PublishCRLs)
 	var r PublishResult
 	if err := env.GetWorkflowResult(&r); err != nil {
 		t.Fatal(err)
 	}
-	if r != (PublishResult{Shards: 32, OCSP: 7, Responders: 1}) || len(order) != 3 || order[0] != "renew" || order[2] != "ocsp" {
+	if r != (PublishResult{Shards: 32, OCSP: 7, Responders: 1}) || len(order) != 4 || order[0] != "renew" || order[2] != "ocsp" || order[3] != "checkpoint" {
 		t.Fatalf("result %+v order %v", r, order)
 	}
 }

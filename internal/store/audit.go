@@ -332,31 +332,45 @@ const auditPage = 5000
 // each row's prev_hash against the previous row's hash and its hash against
 // its content. It returns ok, or the seq of the first broken row: a row
 // edited in place is named itself; a deleted row shows as the next one.
-// Deleting the newest rows cannot be detected from inside the database:
-// record AuditHead somewhere else from time to time to catch that.
+// Deleting the newest rows, or rebuilding every hash after an edit, cannot
+// be detected from inside the database: CheckAudit compares the chain with
+// signed checkpoints (audit_checkpoint.go) to catch both.
 func (s *Store) VerifyAudit(ctx context.Context) (firstBrokenSeq int64, ok bool, err error) {
-	prev := auditGenesis
-	var after int64
+	broken, err := s.walkAudit(ctx, 0, auditGenesis, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	return broken, broken == 0, nil
+}
+
+// walkAudit checks the rows with seq > after in order: each must link to
+// the one before it (prev is the hash of row after, or the genesis) and
+// hash to its own content. visit, if not nil, sees every row that verifies.
+// It stops at the first broken row and returns its seq (0: none broken).
+func (s *Store) walkAudit(ctx context.Context, after int64, prev []byte, visit func(AuditEvent)) (broken int64, err error) {
 	for {
 		var rows []auditRow
 		if err := s.db.SelectContext(ctx, &rows, `SELECT `+auditCols+` FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
 			after, auditPage); err != nil {
-			return 0, false, fmt.Errorf("store: read audit log: %w", err)
+			return 0, fmt.Errorf("store: read audit log: %w", err)
 		}
 		for _, r := range rows {
 			e := r.event()
 			if !bytes.Equal(e.PrevHash, prev) {
-				return e.Seq, false, nil
+				return e.Seq, nil
 			}
 			want, err := auditHash(prev, e)
 			if err != nil || !bytes.Equal(want, e.Hash) {
-				return e.Seq, false, nil
+				return e.Seq, nil
+			}
+			if visit != nil {
+				visit(e)
 			}
 			prev = e.Hash
 			after = e.Seq
 		}
 		if len(rows) < auditPage {
-			return 0, true, nil
+			return 0, nil
 		}
 	}
 }
