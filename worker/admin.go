@@ -53,7 +53,7 @@ func verifyAudit(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	fmt.Fprintf(out, "audit chain intact: %d events, head %x", res.Events, res.HeadHash)
 	switch {
 	case res.Newest != nil:
-		fmt.Fprintf(out, "; %d signed checkpoints match, the newest %s covers row %d\n", res.Checkpoints, res.Newest, res.Newest.Seq)
+		fmt.Fprintf(out, "; signed checkpoints matching: %d, the newest %s covers row %d\n", res.Checkpoints, res.Newest, res.Newest.Seq)
 	case pub == nil:
 		fmt.Fprintf(out, "; no signed checkpoint yet (no %s in %s): a cut tail cannot be detected until the signer makes one\n", store.AuditCheckpointPublicKeyFile, cfg.CADir)
 	default:

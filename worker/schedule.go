@@ -13,8 +13,10 @@ import (
 	"certdesk/workflows"
 )
 
-// ensureCRLSchedule creates the Temporal Schedule that republishes CRLs and
-// refreshes OCSP answers, if it does not exist yet.
+// ensureCRLSchedule creates the Temporal Schedule that republishes CRLs,
+// refreshes OCSP answers and signs an audit checkpoint (PublishCRLs), if it
+// does not exist yet. Its interval is also the longest stretch of newest
+// audit rows a cut could remove unnoticed.
 func ensureCRLSchedule(ctx context.Context, tc client.Client, cfg *config.Config, log *slog.Logger) error {
 	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:   workflows.CRLScheduleID,
