@@ -17,7 +17,7 @@ import (
 // here; the token itself goes only into the email to the requester.
 type ArmLinkInput struct {
 	RequestID string
-	TokenHash string // store.HashLinkToken(token)
+	TokenHash string // keyed digest (SendDisclosureLink), or store.HashLinkToken(token) before it
 	ExpiresAt time.Time
 	Downloads int
 }
@@ -134,8 +134,9 @@ func (a *Activities) RecordDisclosureDelivery(ctx context.Context, in Disclosure
 }
 
 // NewLinkToken draws a download-link token (256 random bits, URL-safe).
-// Workflows call it inside SideEffect, as with one-time codes; only its
-// hash (LinkTokenHash) is stored.
+// Only disclosures from before the disclosure-secret-in-activity change
+// call it (inside SideEffect); newer ones use SendDisclosureLink, which
+// keeps the token out of workflow history.
 func NewLinkToken() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {

@@ -8,12 +8,15 @@ import (
 	"certdesk/internal/store"
 )
 
-// NewOneTimeCode draws a uniform 6-digit code from crypto/rand. Workflows
-// call it inside SideEffect so replay sees the same code.
+// NewOneTimeCode draws a uniform 6-digit code from crypto/rand. Only
+// verifications from before the verification-secret-in-activity change
+// call it (inside SideEffect); newer ones use IssueChallenge, which keeps
+// the code out of workflow history.
 func NewOneTimeCode() string { return challenge.NewCode() }
 
 // NewMailboxValue draws the Random Value that proves control of a
-// client-sign mailbox (S/MIME BR §3.2.2.1: 128 bits, valid 24 hours).
+// client-sign mailbox (S/MIME BR §3.2.2.1: 128 bits, valid 24 hours), for
+// verifications from before IssueChallenge, as NewOneTimeCode.
 func NewMailboxValue() string { return challenge.NewMailboxValue() }
 
 // RegistryQuery asks the organisation registry about an applicant.

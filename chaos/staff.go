@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"certdesk/internal/cases"
+	"certdesk/internal/challenge"
 	"certdesk/internal/testenv"
 	"certdesk/workflows"
 )
@@ -231,7 +232,17 @@ func (h *harness) verifyIdentity(ctx context.Context, verWID, email string) erro
 		return fmt.Errorf("%s: %w", verWID, err)
 	}
 	h.stats.codes.Add(1)
-	err = h.update(ctx, verWID, workflows.SubmitCodeUpdate, workflows.CodeSubmission{Code: code},
+	// As the starter does: the Update carries the keyed digest, never the
+	// value (it would stay in workflow history).
+	kind := challenge.KindCode
+	if challenge.IsMailboxValue(code) {
+		kind = challenge.KindMailbox
+	}
+	digest, err := h.s.Store.ChallengeDigest(strings.TrimPrefix(verWID, cases.TypeVerification+"/"), kind, code)
+	if err != nil {
+		return err
+	}
+	err = h.update(ctx, verWID, workflows.SubmitCodeUpdate, workflows.CodeSubmission{Digest: digest},
 		func(ctx context.Context) bool {
 			return applied(ctx, h, verWID, func(st workflows.VerificationState) bool {
 				switch st.Status {

@@ -55,6 +55,11 @@ var (
 	DisclosureLinkDownloads   = 3
 )
 
+// disclosureSecretChange is the workflow.GetVersion change ID under which
+// the download token is made and emailed inside SendDisclosureLink;
+// histories from before it replay the SideEffect path.
+const disclosureSecretChange = "disclosure-secret-in-activity"
+
 // DisclosureWorkflowID is the workflow ID of disclosure request id.
 func DisclosureWorkflowID(id string) string { return cases.TypeDisclosure + "/" + id }
 
@@ -436,13 +441,25 @@ func (w *disclosure) deliverElectronic(ctx workflow.Context) error {
 		}
 		return w.recordDelivery(ctx, "", "nothing held")
 	}
-	// A download link: the token is drawn once (SideEffect, as one-time
-	// codes are), only its hash is stored, and it goes to the requester.
+	expires := workflow.Now(ctx).Add(DisclosureLinkValidity)
+	if workflow.GetVersion(ctx, disclosureSecretChange, workflow.DefaultVersion, 1) == 1 {
+		// A download link: the token is derived, stored as a keyed digest
+		// and emailed inside the activity; history holds the expiry.
+		if err := workflow.ExecuteActivity(ctx, a.SendDisclosureLink, activities.SendLinkInput{
+			RequestID: w.in.RequestID, Attempt: 1, ExpiresAt: expires, Downloads: DisclosureLinkDownloads,
+			IdempotencyKey: mailer.Key(workflow.GetInfo(ctx).WorkflowExecution.ID, mailer.DisclosureReady),
+		}).Get(ctx, nil); err != nil {
+			return err
+		}
+		w.state.LinkExpiresAt = expires
+		return w.recordDelivery(ctx, "", "")
+	}
+	// Before the change: the token was drawn in a SideEffect and emailed
+	// from here, so it is in history (kept for replay only).
 	var token string
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return activities.NewLinkToken() }).Get(&token); err != nil {
 		return err
 	}
-	expires := workflow.Now(ctx).Add(DisclosureLinkValidity)
 	var link activities.ArmLinkResult
 	if err := workflow.ExecuteActivity(ctx, a.ArmDisclosureLink, activities.ArmLinkInput{
 		RequestID: w.in.RequestID, TokenHash: activities.LinkTokenHash(token), ExpiresAt: expires, Downloads: DisclosureLinkDownloads,

@@ -26,7 +26,7 @@ type discRecorder struct {
 	resumes   []activities.DisclosurePauseInput
 	compiled  []activities.CompileDisclosureInput
 	signed    []activities.SignDisclosureInput
-	links     []activities.ArmLinkInput
+	links     []activities.SendLinkInput
 	nothing   []activities.DeliverNothingInput
 	delivered []activities.DisclosureDeliveryInput
 	verInputs []VerificationInput
@@ -98,10 +98,10 @@ func discMocks(env *testsuite.TestWorkflowEnvironment, r *discRecorder, c discCa
 			rec(func() { r.signed = append(r.signed, in) })
 			return activities.SignDisclosureResult{PackageID: in.PackageID, SHA256: in.SHA256}, nil
 		}).Maybe()
-	env.OnActivity(a.ArmDisclosureLink, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ArmLinkInput) (activities.ArmLinkResult, error) {
+	env.OnActivity(a.SendDisclosureLink, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SendLinkInput) (activities.NotifyResult, error) {
 			rec(func() { r.links = append(r.links, in) })
-			return activities.ArmLinkResult{DownloadBaseURL: "https://certdesk.example/v1/disclosures/"}, nil
+			return activities.NotifyResult{MessageID: "<ready@test>"}, nil
 		}).Maybe()
 	env.OnActivity(a.DeliverDisclosureNothing, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DeliverNothingInput) (activities.NotifyResult, error) {
@@ -209,18 +209,15 @@ func TestDisclosureElectronicDeliveredByLink(t *testing.T) {
 	if len(r.signed) != 1 || r.signed[0].SHA256 != strings.Repeat("a", 64) || r.signed[0].PackageID != "dp_dr_1" {
 		t.Fatalf("sign %+v", r.signed)
 	}
-	// Link: 7 days, 3 downloads, the emailed token matches the stored hash.
-	if len(r.links) != 1 || r.links[0].Downloads != 3 || r.links[0].ExpiresAt.Sub(start.Add(time.Hour)) != 7*24*time.Hour {
+	// Link: 7 days, 3 downloads, made and emailed inside SendDisclosureLink
+	// (the token never passes through the workflow): no disclosure_ready
+	// from the workflow itself.
+	if len(r.links) != 1 || r.links[0].Downloads != 3 || r.links[0].ExpiresAt.Sub(start.Add(time.Hour)) != 7*24*time.Hour ||
+		r.links[0].Attempt != 1 || r.links[0].IdempotencyKey != "disclosure/dr_1|disclosure_ready" {
 		t.Fatalf("link %+v", r.links)
 	}
-	ready := sent.of(mailer.DisclosureReady)
-	if len(ready) != 1 || ready[0].To.Email != "taro@example.jp" {
-		t.Fatalf("disclosure_ready %+v", ready)
-	}
-	d := noticeData[mailer.DisclosureReadyData](ready[0].Data)
-	token := strings.TrimPrefix(d.DownloadURL, "https://certdesk.example/v1/disclosures/")
-	if token == d.DownloadURL || len(token) < 40 || activities.LinkTokenHash(token) != r.links[0].TokenHash {
-		t.Fatalf("download URL %q does not carry the armed token", d.DownloadURL)
+	if ready := sent.of(mailer.DisclosureReady); len(ready) != 0 {
+		t.Fatalf("the workflow emailed the link itself: %+v", ready)
 	}
 	// Provision ledger: both subscriber records, the items disclosed.
 	if len(r.delivered) != 1 || strings.Join(r.delivered[0].PersonRefs, ",") != "sub_a1,sub_a2" ||

@@ -100,7 +100,7 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 	verWF := VerificationWorkflowID("ver-" + appID)
 	waitStatus(t, s.tc, verWF, func(v VerificationState) bool { return v.Status == VerAwaitingCode })
 	var cr CodeResult
-	update(t, s.tc, verWF, SubmitCodeUpdate, CodeSubmission{Code: code}, &cr)
+	update(t, s.tc, verWF, SubmitCodeUpdate, codeSubmission(t, s.store, "ver-"+appID, code), &cr)
 	if !cr.Accepted {
 		t.Fatalf("code refused: %+v", cr)
 	}

@@ -215,7 +215,7 @@ func (s *pdStack) verifyIdentity(t *testing.T, requestID, email string) {
 	}
 	verWF := VerificationWorkflowID(DisclosureVerificationID(requestID))
 	var cr CodeResult
-	update(t, s.tc, verWF, SubmitCodeUpdate, CodeSubmission{Code: m[1]}, &cr)
+	update(t, s.tc, verWF, SubmitCodeUpdate, codeSubmission(t, s.store, DisclosureVerificationID(requestID), m[1]), &cr)
 	if !cr.Accepted {
 		t.Fatalf("code refused: %+v", cr)
 	}

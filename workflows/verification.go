@@ -63,9 +63,13 @@ type VerificationInput struct {
 	MailboxControl bool `json:",omitempty"`
 }
 
-// CodeSubmission is the body of the submit-code Update.
+// CodeSubmission is the body of the submit-code Update. Verifications
+// started since the verification-secret-in-activity change take only
+// Digest, the keyed digest of the value (store.ChallengeDigest): an
+// Update's argument stays in workflow history, the value must not.
 type CodeSubmission struct {
-	Code string `json:"code"`
+	Code   string `json:"code"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // CodeResult answers a code submission. It never echoes the code.
@@ -90,11 +94,13 @@ type VerificationState struct {
 	// MailboxControl: the value expected is the 26-character mailbox Random
 	// Value, not a 6-digit code.
 	MailboxControl bool `json:",omitempty"`
-	Status         string
-	Attempts       int
-	CodeExpiresAt  time.Time
-	Registry       *activities.RegistryResult
-	Decision       *IdentityDecision
+	// DigestOnly: submit-code takes CodeSubmission.Digest, never the value.
+	DigestOnly    bool `json:",omitempty"`
+	Status        string
+	Attempts      int
+	CodeExpiresAt time.Time
+	Registry      *activities.RegistryResult
+	Decision      *IdentityDecision
 }
 
 // VerificationResult goes back to the parent workflow.
@@ -124,10 +130,20 @@ type verification struct {
 	codeOK   bool
 	codeCh   workflow.Channel
 	staffCh  workflow.Channel
+	// keyed: the value is made, emailed and checked by activities
+	// (IssueChallenge, CheckChallenge) and never enters history.
+	keyed    bool
+	checking bool // a CheckChallenge is running: attempts count in order
 }
 
+// verificationSecretChange is the workflow.GetVersion change ID under which
+// the one-time value is made and checked inside activities; histories from
+// before it replay the SideEffect path.
+const verificationSecretChange = "verification-secret-in-activity"
+
 func (w *verification) setup(ctx workflow.Context) error {
-	w.state = VerificationState{VerificationID: w.in.VerificationID, MailboxControl: w.in.MailboxControl, Status: VerAwaitingCode}
+	w.keyed = workflow.GetVersion(ctx, verificationSecretChange, workflow.DefaultVersion, 1) == 1
+	w.state = VerificationState{VerificationID: w.in.VerificationID, MailboxControl: w.in.MailboxControl, DigestOnly: w.keyed, Status: VerAwaitingCode}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		cases.CaseType.ValueSet(cases.TypeVerification),
 		cases.CaseStatus.ValueSet(VerAwaitingCode),
@@ -147,13 +163,22 @@ func (w *verification) setup(ctx workflow.Context) error {
 	w.staffCh = workflow.NewBufferedChannel(ctx, 1)
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, SubmitCodeUpdate,
 		func(ctx workflow.Context, s CodeSubmission) (CodeResult, error) {
+			if w.keyed {
+				return w.checkDigest(ctx, s.Digest)
+			}
 			return w.checkCode(ctx, s.Code), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, s CodeSubmission) error {
-			if w.in.MailboxControl && !challenge.IsMailboxValue(s.Code) {
+			switch {
+			// A refused Update is not kept in history: a value sent in
+			// clear is refused here, before it could be. (The starter
+			// checked the value's form before digesting it.)
+			case w.keyed && (s.Code != "" || !challenge.IsDigest(s.Digest)):
+				return fmt.Errorf("send the keyed digest of the value (digest), never the value: the Update is kept in workflow history")
+			case w.keyed:
+			case w.in.MailboxControl && !challenge.IsMailboxValue(s.Code):
 				return fmt.Errorf("the mailbox value is the 26 characters (A–Z, 2–7) sent by email")
-			}
-			if !w.in.MailboxControl && !challenge.IsCode(s.Code) {
+			case !w.in.MailboxControl && !challenge.IsCode(s.Code):
 				return fmt.Errorf("the code is 6 digits")
 			}
 			if w.state.Status != VerAwaitingCode {
@@ -193,7 +218,45 @@ func (w *verification) checkCode(ctx workflow.Context, code string) CodeResult {
 	}
 	w.state.Attempts++
 	sum := sha256.Sum256([]byte(w.in.VerificationID + ":" + code))
-	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(w.codeHash)) == 1 {
+	return w.decide(ctx, subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(w.codeHash)) == 1)
+}
+
+// checkDigest has CheckChallenge compare a submitted digest with the one
+// stored when the value was sent: the workflow never holds the expected
+// digest, so nothing in history can be replayed as a right answer. Checks
+// run one at a time so attempts count in order.
+func (w *verification) checkDigest(ctx workflow.Context, digest string) (CodeResult, error) {
+	if err := workflow.Await(ctx, func() bool { return !w.checking }); err != nil {
+		return CodeResult{}, err
+	}
+	if w.state.Status != VerAwaitingCode {
+		return CodeResult{}, fmt.Errorf("verification %s is not waiting for a code (%s)", w.in.VerificationID, w.state.Status)
+	}
+	if workflow.Now(ctx).After(w.state.CodeExpiresAt) {
+		w.state.Status = VerCodeExpired
+		w.codeCh.Send(ctx, false)
+		return CodeResult{Expired: true}, nil
+	}
+	w.checking = true
+	defer func() { w.checking = false }()
+	w.state.Attempts++ // counted before the check: a failed check is an attempt too
+	var a *activities.Activities
+	var res activities.CheckChallengeResult
+	actx := workflow.WithActivityOptions(ctx, defaultActivityOptions())
+	if err := workflow.ExecuteActivity(actx, a.CheckChallenge, activities.CheckChallengeInput{
+		VerificationID: w.in.VerificationID, Digest: digest,
+	}).Get(ctx, &res); err != nil {
+		return CodeResult{}, err
+	}
+	if w.state.Status != VerAwaitingCode { // the value expired during the check
+		return CodeResult{Expired: w.state.Status == VerCodeExpired, Locked: w.state.Status == VerLocked}, nil
+	}
+	return w.decide(ctx, res.Match), nil
+}
+
+// decide applies the outcome of one counted attempt.
+func (w *verification) decide(ctx workflow.Context, match bool) CodeResult {
+	if match {
 		w.codeOK = true
 		w.state.Status = VerAwaitingStaff
 		w.codeCh.Send(ctx, true)
@@ -212,25 +275,11 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	var a *activities.Activities
 
-	// One-time code (or, for a client certificate, the mailbox Random
-	// Value): drawn from crypto/rand once (SideEffect), emailed, and kept
-	// only as a hash.
-	newValue, validity := activities.NewOneTimeCode, CodeValidity
+	validity := CodeValidity
 	if w.in.MailboxControl {
-		newValue, validity = activities.NewMailboxValue, MailboxValueValidity
+		validity = MailboxValueValidity
 	}
-	var code string
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return newValue() }).Get(&code); err != nil {
-		return VerificationResult{}, err
-	}
-	sum := sha256.Sum256([]byte(w.in.VerificationID + ":" + code))
-	w.codeHash = hex.EncodeToString(sum[:])
-	w.state.CodeExpiresAt = workflow.Now(ctx).Add(validity)
-	// The code goes to the address given, even when a subscriber record
-	// matches: a disclosure must not reveal that one does.
-	if err := notify(ctx, activities.Recipient{Email: w.in.Email, RefHint: w.in.SubjectRef}, mailer.VerificationCode, mailer.VerificationCodeData{
-		Code: code, ExpiryMinutes: int(validity / time.Minute), MaxAttempts: CodeMaxAttempts, MailboxControl: w.in.MailboxControl,
-	}); err != nil {
+	if err := w.sendValue(ctx, validity); err != nil {
 		return VerificationResult{}, err
 	}
 	if err := setStatus(ctx, VerAwaitingCode, "waiting for the one-time code"); err != nil {
@@ -269,7 +318,49 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 			return w.finish(ctx, false, "organisation not found in the registry", "", "")
 		}
 	}
+	return w.staffCheck(ctx)
+}
 
+// sendValue makes and emails the one-time code (or, for a client
+// certificate, the mailbox Random Value). The code goes to the address
+// given, even when a subscriber record matches: a disclosure must not
+// reveal that one does.
+func (w *verification) sendValue(ctx workflow.Context, validity time.Duration) error {
+	w.state.CodeExpiresAt = workflow.Now(ctx).Add(validity)
+	to := activities.Recipient{Email: w.in.Email, RefHint: w.in.SubjectRef}
+	if w.keyed {
+		// Derived, stored as a keyed digest and emailed inside the
+		// activity: history holds the expiry, not the value.
+		var a *activities.Activities
+		kind := challenge.KindCode
+		if w.in.MailboxControl {
+			kind = challenge.KindMailbox
+		}
+		return workflow.ExecuteActivity(ctx, a.IssueChallenge, activities.ChallengeInput{
+			VerificationID: w.in.VerificationID, Attempt: 1, Kind: kind, Recipient: to,
+			ExpiresAt: w.state.CodeExpiresAt, ExpiryMinutes: int(validity / time.Minute), MaxAttempts: CodeMaxAttempts,
+			IdempotencyKey: mailer.Key(workflow.GetInfo(ctx).WorkflowExecution.ID, mailer.VerificationCode),
+		}).Get(ctx, nil)
+	}
+	// Before the change: drawn once in a SideEffect and emailed from here,
+	// so the value is in history (kept for replay only).
+	newValue := activities.NewOneTimeCode
+	if w.in.MailboxControl {
+		newValue = activities.NewMailboxValue
+	}
+	var code string
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return newValue() }).Get(&code); err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(w.in.VerificationID + ":" + code))
+	w.codeHash = hex.EncodeToString(sum[:])
+	return notify(ctx, to, mailer.VerificationCode, mailer.VerificationCodeData{
+		Code: code, ExpiryMinutes: int(validity / time.Minute), MaxAttempts: CodeMaxAttempts, MailboxControl: w.in.MailboxControl,
+	})
+}
+
+// staffCheck waits for staff to check the documents.
+func (w *verification) staffCheck(ctx workflow.Context) (VerificationResult, error) {
 	// Staff check the documents.
 	w.state.Status = VerAwaitingStaff
 	if err := setStatus(ctx, VerAwaitingStaff, "waiting for the staff confirm-identity Update"); err != nil {
@@ -283,7 +374,7 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 		reminders: []time.Duration{StaffConfirmReminder}, escalation: StaffConfirmEscalation})
 	var d IdentityDecision
 	expired := false
-	sel = workflow.NewSelector(ctx)
+	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(w.staffCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &d) })
 	sel.AddFuture(workflow.NewTimer(ctx, VerificationExpiry), func(workflow.Future) { expired = true })
 	sel.Select(ctx)
@@ -300,6 +391,13 @@ func (w *verification) run(ctx workflow.Context) (VerificationResult, error) {
 
 func (w *verification) finish(ctx workflow.Context, verified bool, reason, evidence, reviewer string) (VerificationResult, error) {
 	var a *activities.Activities
+	if w.keyed {
+		// A check still running (the value expired meanwhile) answers its
+		// caller before the case closes.
+		if err := workflow.Await(ctx, func() bool { return !w.checking }); err != nil {
+			return VerificationResult{}, err
+		}
+	}
 	status := VerVerified
 	if !verified {
 		status = w.state.Status

@@ -2,12 +2,16 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"certdesk/activities"
@@ -20,9 +24,36 @@ func verInput(registry bool) VerificationInput {
 		SubjectRef: "sub_1", Email: "taro@example.jp", Organization: "Example K.K.", Country: "JP", CheckRegistry: registry}
 }
 
+// testChallengeKeys stand for the server's challenge key in unit tests.
+var testChallengeKeys, _ = challenge.NewKeys([]byte("workflow-unit-test-challenge-key!"))
+
 // verMocks records the verification outcome written to the database.
-func verMocks(env *testsuite.TestWorkflowEnvironment, rec *activities.VerificationRecord, found bool) {
+// IssueChallenge and CheckChallenge behave as the real ones: the value is
+// derived, "emailed" (recorded in sent, as Notify would) and its digest
+// kept; a check compares digests.
+func verMocks(env *testsuite.TestWorkflowEnvironment, sent *notices, rec *activities.VerificationRecord, found bool) {
 	var a *activities.Activities
+	var mu sync.Mutex
+	digests := map[string]string{}
+	env.OnActivity(a.IssueChallenge, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ChallengeInput) (activities.ChallengeIssued, error) {
+			v := testChallengeKeys.Value(in.Kind, in.VerificationID, in.Attempt)
+			mu.Lock()
+			digests[in.VerificationID] = testChallengeKeys.Digest(in.Kind, in.VerificationID, v)
+			mu.Unlock()
+			sent.mu.Lock()
+			sent.list = append(sent.list, sentNotice{At: env.Now(), To: in.Recipient, Notice: mailer.VerificationCode, Key: in.IdempotencyKey,
+				Data: &mailer.VerificationCodeData{Code: v, ExpiryMinutes: in.ExpiryMinutes, MaxAttempts: in.MaxAttempts,
+					MailboxControl: in.Kind == challenge.KindMailbox}})
+			sent.mu.Unlock()
+			return activities.ChallengeIssued{ExpiresAt: in.ExpiresAt}, nil
+		}).Maybe()
+	env.OnActivity(a.CheckChallenge, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CheckChallengeInput) (activities.CheckChallengeResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return activities.CheckChallengeResult{Match: challenge.Equal(in.Digest, digests[in.VerificationID])}, nil
+		}).Maybe()
 	env.OnActivity(a.RecordVerification, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.VerificationRecord) error { *rec = in; return nil }).Maybe()
 	env.OnActivity(a.LookupOrganization, mock.Anything, mock.Anything).Return(activities.RegistryResult{Found: found, RegistryID: "1010001000002"}, nil).Maybe()
@@ -52,7 +83,27 @@ func submitCode(env *testsuite.TestWorkflowEnvironment, after time.Duration, cod
 					*out = r
 				}
 			},
-		}, CodeSubmission{Code: code()})
+		}, digestOf(code()))
+	}, after)
+}
+
+// digestOf is what the starter sends for a value submitted to ver-1.
+func digestOf(v string) CodeSubmission {
+	kind := challenge.KindCode
+	if challenge.IsMailboxValue(v) {
+		kind = challenge.KindMailbox
+	}
+	return CodeSubmission{Digest: testChallengeKeys.Digest(kind, verInput(false).VerificationID, v)}
+}
+
+// submitRaw sends s as it is and records a refusal.
+func submitRaw(env *testsuite.TestWorkflowEnvironment, after time.Duration, s CodeSubmission, rejected *error) {
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(SubmitCodeUpdate, fmt.Sprint("raw-", after), &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *rejected = err },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, s)
 	}, after)
 }
 
@@ -85,7 +136,7 @@ func verResult(t *testing.T, env *testsuite.TestWorkflowEnvironment) Verificatio
 func TestVerificationCodeThenStaffConfirm(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	var res CodeResult
 	submitCode(env, time.Minute, func() string { return emailedCode(t, sent) }, &res, nil)
 	confirm(env, time.Hour, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "doc-42"}, nil)
@@ -108,7 +159,7 @@ func TestVerificationCodeThenStaffConfirm(t *testing.T) {
 func TestVerificationCodeExpires(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	start := env.Now()
 	env.ExecuteWorkflow(Verification, verInput(false))
 	r := verResult(t, env)
@@ -129,7 +180,7 @@ func TestVerificationCodeExpires(t *testing.T) {
 func TestVerificationLocksAfterFiveWrongCodes(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	results := make([]CodeResult, 5)
 	wrong := func() string {
 		c := emailedCode(t, sent)
@@ -157,7 +208,7 @@ func TestVerificationLocksAfterFiveWrongCodes(t *testing.T) {
 func TestVerificationRefusedByStaff(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	submitCode(env, time.Minute, func() string { return emailedCode(t, sent) }, nil, nil)
 	var bad error
 	confirm(env, 30*time.Minute, IdentityDecision{Decision: "confirm", Reviewer: "bob"}, &bad) // no evidence
@@ -178,7 +229,7 @@ func TestVerificationRefusedByStaff(t *testing.T) {
 func TestVerificationOVOrganisationNotInRegistry(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, false)
+	verMocks(env, sent, &rec, false)
 	submitCode(env, time.Minute, func() string { return emailedCode(t, sent) }, nil, nil)
 	env.ExecuteWorkflow(Verification, verInput(true))
 	r := verResult(t, env)
@@ -190,7 +241,7 @@ func TestVerificationOVOrganisationNotInRegistry(t *testing.T) {
 func TestVerificationStaffReminderAndEscalation(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	submitCode(env, time.Minute, func() string { return emailedCode(t, sent) }, nil, nil)
 	confirm(env, 4*24*time.Hour, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "doc"}, nil)
 	env.ExecuteWorkflow(Verification, verInput(false))
@@ -203,17 +254,18 @@ func TestVerificationStaffReminderAndEscalation(t *testing.T) {
 }
 
 // A client certificate's mailbox is proved by a Random Value (S/MIME BR
-// §3.2.2.1): 128 bits, valid 24 hours, and a 6-digit code is refused by
-// the validator. The value, submitted after 20 hours, is still accepted.
+// §3.2.2.1): 128 bits, valid 24 hours; the value sent in clear is refused
+// by the validator (the starter checks the form and sends its digest). The
+// value, submitted after 20 hours, is still accepted.
 func TestVerificationMailboxRandomValue(t *testing.T) {
 	env, sent := newEnv(t)
 	var rec activities.VerificationRecord
-	verMocks(env, &rec, true)
+	verMocks(env, sent, &rec, true)
 	in := verInput(false)
 	in.MailboxControl = true
 	var sixDigitErr error
 	var res CodeResult
-	submitCode(env, time.Hour, func() string { return "123456" }, nil, &sixDigitErr)
+	submitRaw(env, time.Hour, CodeSubmission{Code: "123456"}, &sixDigitErr)
 	submitCode(env, 20*time.Hour, func() string { return emailedCode(t, sent) }, &res, nil)
 	confirm(env, 21*time.Hour, IdentityDecision{Decision: "confirm", Reviewer: "alice", Evidence: "passport checked"}, nil)
 	env.ExecuteWorkflow(Verification, in)
@@ -226,5 +278,56 @@ func TestVerificationMailboxRandomValue(t *testing.T) {
 	}
 	if sixDigitErr == nil || !res.Accepted || rec.Result != VerVerified {
 		t.Fatalf("6-digit code: %v; value accepted %v; result %s", sixDigitErr, res.Accepted, rec.Result)
+	}
+}
+
+// The one-time code is made, emailed and checked inside activities: no
+// activity input or result and no Notify the workflow sends carries it,
+// the code sent in clear is refused (a refused Update is not kept in
+// history) and only its keyed digest reaches CheckChallenge.
+func TestVerificationValueNeverInWorkflow(t *testing.T) {
+	env, sent := newEnv(t)
+	var rec activities.VerificationRecord
+	verMocks(env, sent, &rec, true)
+	var seen []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var in map[string]any
+		_ = args.Get(&in)
+		b, _ := json.Marshal(in)
+		seen = append(seen, info.ActivityType.Name+" "+string(b))
+	})
+	env.SetOnActivityCompletedListener(func(info *activity.Info, res converter.EncodedValue, _ error) {
+		var out any
+		if res != nil && res.HasValue() {
+			_ = res.Get(&out)
+		}
+		b, _ := json.Marshal(out)
+		seen = append(seen, info.ActivityType.Name+" -> "+string(b))
+	})
+	var clearErr error
+	var res CodeResult
+	submitRaw(env, time.Second, CodeSubmission{Code: "123456"}, &clearErr)
+	submitCode(env, time.Minute, func() string { return emailedCode(t, sent) }, &res, nil)
+	confirm(env, time.Hour, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "doc-42"}, nil)
+	env.ExecuteWorkflow(Verification, verInput(false))
+	if r := verResult(t, env); !r.Verified || !res.Accepted || rec.Attempts != 1 {
+		t.Fatalf("result %+v, code %+v, recorded %+v", r, res, rec)
+	}
+	code := emailedCode(t, sent)
+	if clearErr == nil || !strings.Contains(clearErr.Error(), "digest") {
+		t.Fatalf("a code sent in clear: %v", clearErr)
+	}
+	if len(seen) == 0 {
+		t.Fatal("no activity seen")
+	}
+	for _, s := range seen {
+		if strings.Contains(s, code) {
+			t.Errorf("the code %s is in workflow history: %s", code, s)
+		}
+	}
+	for _, n := range sent.list {
+		if d, ok := n.Data.(*mailer.VerificationCodeData); ok && n.Key == "" {
+			t.Errorf("the workflow emailed the code itself: %+v", d)
+		}
 	}
 }

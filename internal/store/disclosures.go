@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Disclosure request states. The O6 clock pauses (PausedReason set) only
@@ -233,8 +235,8 @@ func (s *Store) GetDisclosurePackage(ctx context.Context, id string) (Disclosure
 	return p, o.err
 }
 
-// HashLinkToken is what is stored for a download link token (SHA-256 hex):
-// the token itself is only ever in the email to the requester.
+// HashLinkToken is what was stored for a download link token (SHA-256 hex)
+// before migration 00041; links armed since are stored by LinkTokenDigest.
 func HashLinkToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -263,12 +265,18 @@ func (s *Store) SetDisclosureLink(ctx context.Context, id, tokenHash string, exp
 // ConsumeDisclosureDownload spends one download of the link whose token is
 // given and returns the package. Atomic: concurrent downloads never exceed
 // the allowance. Unknown, expired and used-up links are all
-// ErrLinkUnavailable.
+// ErrLinkUnavailable. The token is looked up by its keyed digest
+// (LinkTokenDigest) and, for links armed before migration 00041, by its
+// SHA-256.
 func (s *Store) ConsumeDisclosureDownload(ctx context.Context, token string, now time.Time) (DisclosurePackage, error) {
+	hashes := []string{HashLinkToken(token)}
+	if d, err := s.LinkTokenDigest(token); err == nil {
+		hashes = append(hashes, d)
+	}
 	var pkg string
 	err := s.db.GetContext(ctx, &pkg, `UPDATE disclosure_requests SET downloads_left = downloads_left - 1, updated_at = now()
-		WHERE link_token_hash = $1 AND link_expires_at > $2 AND downloads_left > 0 AND package_ref IS NOT NULL
-		RETURNING package_ref`, HashLinkToken(token), now)
+		WHERE link_token_hash = ANY($1) AND link_expires_at > $2 AND downloads_left > 0 AND package_ref IS NOT NULL
+		RETURNING package_ref`, pq.Array(hashes), now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return DisclosurePackage{}, ErrLinkUnavailable
 	}

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"certdesk/internal/challenge"
 	"certdesk/internal/config"
 	"certdesk/internal/store"
 )
@@ -35,6 +36,10 @@ type Store interface {
 	// The personal-data ledgers (O3, O7, O8): no record, no data.
 	RecordProvision(ctx context.Context, p store.Provision) error
 	RecordStaffAccess(ctx context.Context, a store.StaffAccess) error
+
+	// The keyed digest of a submitted one-time value (the submit-code
+	// Update carries it instead of the value).
+	ChallengeDigest(verificationID string, kind challenge.Kind, value string) (string, error)
 
 	// Disclosure downloads (O6).
 	ConsumeDisclosureDownload(ctx context.Context, token string, now time.Time) (store.DisclosurePackage, error)

@@ -75,13 +75,30 @@ func (s *Server) submitCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The Update's argument stays in workflow history: a verification
+	// that takes digests gets the keyed digest of the value, never the
+	// value (older ones still take the value).
+	sub := workflows.CodeSubmission{Code: req.Code}
+	if st.DigestOnly {
+		kind := challenge.KindCode
+		if st.MailboxControl {
+			kind = challenge.KindMailbox
+		}
+		d, err := s.st.ChallengeDigest(id, kind, req.Code)
+		if err != nil {
+			s.internalError(w, r, "challenge digest", err)
+			return
+		}
+		sub = workflows.CodeSubmission{Digest: d}
+	}
+
 	uctx, cancel2 := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel2()
 	var res workflows.CodeResult
 	h, err := s.tc.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
 		WorkflowID:   wid,
 		UpdateName:   workflows.SubmitCodeUpdate,
-		Args:         []any{workflows.CodeSubmission{Code: req.Code}},
+		Args:         []any{sub},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
