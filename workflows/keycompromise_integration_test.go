@@ -22,10 +22,11 @@ import (
 
 // TestKeyCompromiseScopeOnStack: one key in certificates of two resellers.
 // Reseller A's keyCompromise claim without proof revokes only A's
-// certificate and leaves the key unblocked and reseller B's certificates
-// alone; a proven keyCompromise on the (now revoked) certificate then blocks
-// the key, revokes B's valid certificate and upgrades B's certificate revoked
-// earlier as superseded.
+// certificate and waits for staff, leaving the key unblocked and reseller
+// B's certificates alone, also once staff reject the claim; a proven
+// keyCompromise on the (now revoked) certificate then blocks the key,
+// revokes B's valid certificate and upgrades B's certificate revoked earlier
+// as superseded.
 func TestKeyCompromiseScopeOnStack(t *testing.T) {
 	s := newStack(t, nil)
 	ctx := context.Background()
@@ -79,13 +80,17 @@ func TestKeyCompromiseScopeOnStack(t *testing.T) {
 		RequestedByKind: "reseller", RequestedByRef: "rs_kb", RevokedAt: time.Now().Truncate(time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	revoke := func(r Requester) {
+	start := func(r Requester) client.WorkflowRun {
 		t.Helper()
 		run, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: RevocationWorkflowID(reported), TaskQueue: TaskQueue}, Revocation,
 			RevocationInput{Serial: reported, Reason: revocation.KeyCompromise.String(), Requester: r})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return run
+	}
+	wait := func(run client.WorkflowRun) {
+		t.Helper()
 		gctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		var res RevocationResult
@@ -95,7 +100,7 @@ func TestKeyCompromiseScopeOnStack(t *testing.T) {
 					t.Logf("pending %s attempt %d: %v", pa.ActivityType.GetName(), pa.Attempt, pa.LastFailure)
 				}
 			}
-			t.Fatalf("revocation by %s: %+v %v", r.Kind, res, err)
+			t.Fatalf("revocation %s: %+v %v", run.GetID(), res, err)
 		}
 	}
 	reason := func(serial string) (string, int) {
@@ -111,25 +116,46 @@ func TestKeyCompromiseScopeOnStack(t *testing.T) {
 		return ref.Status, code
 	}
 
-	// Unproven: reseller A's word only.
-	revoke(Requester{Kind: RequesterReseller, ID: "rs_ka"})
+	// Unproven: reseller A's word only. The case revokes A's certificate
+	// and waits for staff.
+	run := start(Requester{Kind: RequesterReseller, ID: "rs_ka"})
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var st RevocationState
+		if v, err := s.tc.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), StatusQuery); err == nil && v.Get(&st) == nil && st.Status == RevConfirming {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unproven claim never reached the staff confirmation")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	if st, code := reason(reported); st != status.CertRevoked || code != int(revocation.KeyCompromise) {
 		t.Fatalf("reported certificate %s reason %d", st, code)
 	}
 	if _, ok, err := s.store.IsKeyBlocked(ctx, key[:]); err != nil || ok {
 		t.Fatalf("an unproven reseller claim blocked the key (err %v)", err)
 	}
-	time.Sleep(2 * time.Second) // a wrongly started cascade would have revoked B's certificate by now
 	if st, _ := reason(validB); st != status.CertValid {
 		t.Fatalf("an unproven claim of reseller A revoked reseller B's certificate %s: %s", validB, st)
 	}
+	// Staff reject the claim: nothing more happens.
+	var after RevocationState
+	update(t, s.tc, run.GetID(), ConfirmKeyCompromiseUpdate, ReviewDecision{Decision: "reject", Reviewer: "staff_a", Reason: "no evidence"}, &after)
+	wait(run)
+	if _, ok, err := s.store.IsKeyBlocked(ctx, key[:]); err != nil || ok {
+		t.Fatalf("a rejected claim blocked the key (err %v)", err)
+	}
+	if st, _ := reason(validB); st != status.CertValid {
+		t.Fatalf("a rejected claim revoked %s: %s", validB, st)
+	}
 
-	// Proven (staff confirm, or the key holder): the whole key goes.
-	revoke(Requester{Kind: RequesterStaff, ID: "staff_confirm"})
+	// Proven (the key holder) on the now revoked certificate: the whole key goes.
+	wait(start(Requester{Kind: RequesterSubscriber, ID: "key-proof:csr"}))
 	if _, ok, err := s.store.IsKeyBlocked(ctx, key[:]); err != nil || !ok {
 		t.Fatalf("a proven keyCompromise on a revoked certificate did not block the key (err %v)", err)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline = time.Now().Add(3 * time.Minute)
 	for {
 		sb, cb := reason(validB)
 		ss, cs := reason(supersededB)

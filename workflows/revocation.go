@@ -29,6 +29,20 @@ const (
 // revocation (the starter uses signal-with-start).
 const RequestSignal = "request"
 
+// ConfirmKeyCompromiseUpdate is staff's decision (a ReviewDecision, confirm
+// or reject, with the reviewer) on a reseller's keyCompromise claim made
+// without proof of possession; the case waits for it after revoking the
+// reseller's certificate, for at most KeyCompromiseConfirmWait.
+const ConfirmKeyCompromiseUpdate = "confirm-key-compromise"
+
+// KeyCompromiseConfirmWait is how long an unproven claim waits for staff
+// (reminder at a third, escalation at two thirds); a variable only so tests
+// can read it.
+var KeyCompromiseConfirmWait = 3 * 24 * time.Hour
+
+// RevConfirming is the status while staff check an unproven keyCompromise.
+const RevConfirming = "confirming-key-compromise"
+
 // Requester kinds.
 const (
 	RequesterReseller   = "reseller"
@@ -130,6 +144,10 @@ type revocationCase struct {
 	// and still has to be carried out.
 	compromised bool
 	pending     *Requester
+	// confirming is true while staff are asked to confirm an unproven
+	// claim; decision is their answer.
+	confirming bool
+	decision   *ReviewDecision
 }
 
 // keyCompromiseChange is the workflow.GetVersion change ID under which a
@@ -139,11 +157,11 @@ type revocationCase struct {
 const keyCompromiseChange = "key-compromise-complete"
 
 // NoteConfirmKeyCompromise is the staff task opened by an unproven
-// keyCompromise claim: staff confirm it by a staff keyCompromise request for
-// the same serial, which blocks the key and revokes every certificate on it.
+// keyCompromise claim: staff answer with the confirm-key-compromise Update
+// (confirm blocks the key and revokes every certificate with it).
 const NoteConfirmKeyCompromise = "confirm key compromise: a reseller reported keyCompromise without proof of possession; " +
-	"only this certificate was revoked. If the key is compromised, request keyCompromise as staff for this serial " +
-	"(blocks the key and revokes every certificate with it)"
+	"only this certificate was revoked. Send the Update " + ConfirmKeyCompromiseUpdate + " (decision confirm or reject, reviewer, reason): " +
+	"confirm blocks the key and revokes every certificate with it"
 
 // provenCompromise reports whether a keyCompromise request by r rests on
 // more than a reseller's word: the key holder proved possession (the
@@ -205,6 +223,21 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 	}
 
 	w.complete = workflow.GetVersion(ctx, keyCompromiseChange, workflow.DefaultVersion, 1) >= 1
+	if w.complete {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, ConfirmKeyCompromiseUpdate,
+			func(ctx workflow.Context, d ReviewDecision) (RevocationState, error) {
+				w.decision = &d
+				return w.state, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
+				if !w.confirming || w.decision != nil {
+					return fmt.Errorf("revocation of %s is not awaiting a key compromise confirmation", w.in.Serial)
+				}
+				return validateDecision(d.Decision, d.Reviewer, d.Reason, "confirm", "reject")
+			}}); err != nil {
+			return RevocationResult{}, err
+		}
+	}
 
 	// Later requests for the same serial join this case and get a first
 	// report; a proven keyCompromise among them upgrades the case.
@@ -292,9 +325,10 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 			return RevocationResult{}, err
 		}
 	case w.complete && w.state.ReasonCode == 1 && !w.compromised && w.pending == nil:
+		w.confirming = true
 		if err := notify(ctx, activities.Recipient{Staff: true}, mailer.StaffEscalation, mailer.StaffCaseData{
 			CaseType: cases.TypeRevocation, CaseID: w.in.Serial, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-			DueAt: w.state.Deadline, Note: NoteConfirmKeyCompromise,
+			DueAt: workflow.Now(ctx).Add(KeyCompromiseConfirmWait), Note: NoteConfirmKeyCompromise,
 		}, "confirm-key-compromise"); err != nil {
 			return RevocationResult{}, err
 		}
@@ -329,6 +363,11 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 			return RevocationResult{}, err
 		}
 	}
+	if w.complete && w.confirming {
+		if err := w.awaitConfirmation(ctx); err != nil {
+			return RevocationResult{}, err
+		}
+	}
 	if w.complete {
 		drain()
 		if err := w.carryOutPending(ctx); err != nil {
@@ -336,6 +375,35 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 		}
 	}
 	return RevocationResult{Status: RevRevoked, RevokedAt: rr.RevokedAt}, nil
+}
+
+// awaitConfirmation waits for staff to confirm or reject an unproven
+// keyCompromise claim (the reseller's certificate is already revoked and
+// published). A confirmation, or a proven report joining meanwhile, blocks
+// the key and revokes the siblings; a rejection or no answer in time leaves
+// them alone (a later proven report still reaches them).
+func (w *revocationCase) awaitConfirmation(ctx workflow.Context) error {
+	w.state.Status = RevConfirming
+	if err := setStatus(ctx, RevConfirming, "waiting for staff to confirm the key compromise (Update "+ConfirmKeyCompromiseUpdate+")"); err != nil {
+		return err
+	}
+	stop := startDeadlineWatch(ctx, deadlineWatch{caseType: cases.TypeRevocation, stage: RevConfirming, start: workflow.Now(ctx),
+		reminders: []time.Duration{KeyCompromiseConfirmWait / 3}, escalation: KeyCompromiseConfirmWait * 2 / 3})
+	defer stop()
+	if _, err := workflow.AwaitWithTimeout(ctx, KeyCompromiseConfirmWait, func() bool {
+		return w.decision != nil || w.pending != nil || w.compromised
+	}); err != nil {
+		return err
+	}
+	w.confirming = false
+	if w.decision != nil && w.decision.Decision == "confirm" && w.pending == nil && !w.compromised {
+		w.pending = &Requester{Kind: RequesterStaff, ID: w.decision.Reviewer}
+	}
+	if err := w.carryOutPending(ctx); err != nil {
+		return err
+	}
+	w.state.Status = RevRevoked
+	return setStatus(ctx, RevRevoked, "revoked and published")
 }
 
 // join takes a later request for the same serial into the case.

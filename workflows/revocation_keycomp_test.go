@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
+
 	"certdesk/activities"
 	"certdesk/internal/mailer"
 )
@@ -94,5 +96,34 @@ func TestRevocationUnprovenKeyCompromiseStaysLocal(t *testing.T) {
 	}
 	if !task {
 		t.Fatalf("no staff task to confirm the key compromise; staff notices %+v", sent.of(mailer.StaffEscalation))
+	}
+}
+
+// Staff confirm an unproven keyCompromise claim with the
+// confirm-key-compromise Update: then the key is blocked and the siblings
+// revoked. A decision without a reviewer is rejected by the validator.
+func TestRevocationStaffConfirmsKeyCompromise(t *testing.T) {
+	env, _ := newEnv(t)
+	var rec revRecorder
+	revMocks(env, &rec, testTarget, []string{"3c"})
+	var rejected, accepted bool
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow("confirm-key-compromise", "no-reviewer", &testsuite.TestUpdateCallback{
+			OnReject: func(error) { rejected = true }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ReviewDecision{Decision: "confirm"})
+		env.UpdateWorkflow("confirm-key-compromise", "alice", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("confirmation rejected: %v", err) }, OnAccept: func() { accepted = true }, OnComplete: func(any, error) {},
+		}, ReviewDecision{Decision: "confirm", Reviewer: "alice", Reason: "key published on a paste site"})
+	}, time.Hour)
+	env.ExecuteWorkflow(Revocation, RevocationInput{Serial: "1a2b", Reason: "keyCompromise", Requester: Requester{Kind: RequesterReseller, ID: "rs_a"}})
+	revResult(t, env)
+	if !rejected || !accepted {
+		t.Fatalf("update without reviewer rejected %v, confirmation accepted %v", rejected, accepted)
+	}
+	if len(rec.blocked) == 0 {
+		t.Fatal("key not blocked after staff confirmed the compromise")
+	}
+	if sib := revokedOf(&rec, "3c"); len(sib) != 1 || sib[0].ReasonCode != 1 {
+		t.Fatalf("sibling 3c not revoked after the confirmation: %+v", sib)
 	}
 }
