@@ -270,6 +270,10 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 		if provenCompromise(w.in.Reason, w.in.Requester) {
 			r := w.in.Requester
 			w.pending = &r
+			// BR §4.9.5: the report is acted on, so it gets its first report.
+			if err := w.firstReport(ctx, w.in.Requester, "1"); err != nil {
+				return RevocationResult{}, err
+			}
 		}
 		drain()
 		if err := w.carryOutPending(ctx); err != nil {

@@ -809,12 +809,26 @@ type ClientInterface interface {
 
 	// RevokeCertificateWithBody revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
 	RevokeCertificateWithBody(ctx context.Context, serial string, params *RevokeCertificateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeCertificate revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1419,6 +1433,13 @@ func (c *Client) CreateCorrection(ctx context.Context, serial string, params *Cr
 
 // RevokeCertificateWithBody revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 //
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
@@ -1435,6 +1456,13 @@ func (c *Client) RevokeCertificateWithBody(ctx context.Context, serial string, p
 }
 
 // RevokeCertificate revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+//
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3078,12 +3106,26 @@ type ClientWithResponsesInterface interface {
 
 	// RevokeCertificateWithBodyWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
 	RevokeCertificateWithBodyWithResponse(ctx context.Context, serial string, params *RevokeCertificateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeCertificateResponse, error)
 
 	// RevokeCertificateWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5018,6 +5060,13 @@ func (c *ClientWithResponses) CreateCorrectionWithResponse(ctx context.Context, 
 
 // RevokeCertificateWithBodyWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 //
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
@@ -5030,6 +5079,13 @@ func (c *ClientWithResponses) RevokeCertificateWithBodyWithResponse(ctx context.
 }
 
 // RevokeCertificateWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+//
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
