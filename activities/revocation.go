@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"encoding/hex"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -117,7 +116,9 @@ type BlockKeyInput struct {
 }
 
 // BlockKey puts the key on the blocked list (BR §6.1.1.3) and returns the
-// other valid certificates with the same key, which must be revoked too.
+// other certificates with the same key, of every reseller, that must be
+// revoked for keyCompromise too: the valid ones and the revoked ones whose
+// reason is still weaker. The workflow calls it for a proven compromise only.
 func (a *Activities) BlockKey(ctx context.Context, in BlockKeyInput) ([]string, error) {
 	spki, err := hex.DecodeString(in.SPKISHA256)
 	if err != nil || len(spki) != 32 {
@@ -126,15 +127,13 @@ func (a *Activities) BlockKey(ctx context.Context, in BlockKeyInput) ([]string, 
 	if err := a.Store.BlockKey(ctx, spki, in.Reason, "revocation:"+in.Serial); err != nil {
 		return nil, storeErr(err, "blocked key")
 	}
-	refs, err := a.Store.ListCertificatesBySPKI(ctx, spki)
-	if err != nil {
+	if err := a.audit(ctx, "ca:revocation", "key.blocked", "key:"+in.SPKISHA256,
+		map[string]any{"reason": in.Reason, "certificate": in.Serial}); err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, r := range refs {
-		if r.Serial != strings.ToLower(in.Serial) && r.Status == status.CertValid {
-			out = append(out, r.Serial)
-		}
+	out, err := a.Store.ListKeyCompromiseSiblings(ctx, spki, in.Serial)
+	if err != nil {
+		return nil, storeErr(err, "key siblings")
 	}
 	return out, nil
 }

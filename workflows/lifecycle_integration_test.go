@@ -147,9 +147,11 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 	// Subscriber and reseller both got the certificate.
 	s.mail.WaitFor(t, in.Subscriber.Email, 3, 30*time.Second)
 
-	// Revoke through the revocation workflow (the managing reseller asks).
+	// Revoke through the revocation workflow: the key holder proved
+	// possession (the starter's key-proof route), so the key is blocked; a
+	// reseller's claim alone would revoke this certificate only.
 	rrun, err := s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: RevocationWorkflowID(c.Serial), TaskQueue: TaskQueue}, Revocation,
-		RevocationInput{Serial: c.Serial, Reason: "keyCompromise", Requester: Requester{Kind: RequesterReseller, ID: "rs_it"}})
+		RevocationInput{Serial: c.Serial, Reason: "keyCompromise", Requester: Requester{Kind: RequesterSubscriber, ID: "key-proof:csr"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,20 @@ const (
 // revocation (the starter uses signal-with-start).
 const RequestSignal = "request"
 
+// ConfirmKeyCompromiseUpdate is staff's decision (a ReviewDecision, confirm
+// or reject, with the reviewer) on a reseller's keyCompromise claim made
+// without proof of possession; the case waits for it after revoking the
+// reseller's certificate, for at most KeyCompromiseConfirmWait.
+const ConfirmKeyCompromiseUpdate = "confirm-key-compromise"
+
+// KeyCompromiseConfirmWait is how long an unproven claim waits for staff
+// (reminder at a third, escalation at two thirds); a variable only so tests
+// can read it.
+var KeyCompromiseConfirmWait = 3 * 24 * time.Hour
+
+// RevConfirming is the status while staff check an unproven keyCompromise.
+const RevConfirming = "confirming-key-compromise"
+
 // Requester kinds.
 const (
 	RequesterReseller   = "reseller"
@@ -120,6 +134,41 @@ type revocationCase struct {
 	origRequestedAt time.Time
 	state           RevocationState
 	target          activities.RevocationTarget
+
+	// complete is keyCompromiseChange: a proven keyCompromise always blocks
+	// the key and cascades (also on a revoked certificate and when it joins
+	// a running case); an unproven one stays on this certificate.
+	complete bool
+	// compromised is set once the key is blocked and the siblings are on
+	// their way; pending holds a proven keyCompromise that joined the case
+	// and still has to be carried out.
+	compromised bool
+	pending     *Requester
+	// confirming is true while staff are asked to confirm an unproven
+	// claim; decision is their answer.
+	confirming bool
+	decision   *ReviewDecision
+}
+
+// keyCompromiseChange is the workflow.GetVersion change ID under which a
+// keyCompromise is carried out completely (issue 17). Histories recorded
+// before it replay the old path: early return on a revoked certificate, a
+// first report only for a joining request, and a cascade for any claim.
+const keyCompromiseChange = "key-compromise-complete"
+
+// NoteConfirmKeyCompromise is the staff task opened by an unproven
+// keyCompromise claim: staff answer with the confirm-key-compromise Update
+// (confirm blocks the key and revokes every certificate with it).
+const NoteConfirmKeyCompromise = "confirm key compromise: a reseller reported keyCompromise without proof of possession; " +
+	"only this certificate was revoked. Send the Update " + ConfirmKeyCompromiseUpdate + " (decision confirm or reject, reviewer, reason): " +
+	"confirm blocks the key and revokes every certificate with it"
+
+// provenCompromise reports whether a keyCompromise request by r rests on
+// more than a reseller's word: the key holder proved possession (the
+// starter's key-proof routes), staff decided, or CertDesk cascades a proven
+// compromise.
+func provenCompromise(reason string, r Requester) bool {
+	return reason == revocation.KeyCompromise.String() && r.Kind != RequesterReseller
 }
 
 func (w *revocationCase) setup(ctx workflow.Context) error {
@@ -173,7 +222,25 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 		}
 	}
 
-	// Later requests for the same serial join this case and get a first report.
+	w.complete = workflow.GetVersion(ctx, keyCompromiseChange, workflow.DefaultVersion, 1) >= 1
+	if w.complete {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, ConfirmKeyCompromiseUpdate,
+			func(ctx workflow.Context, d ReviewDecision) (RevocationState, error) {
+				w.decision = &d
+				return w.state, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ReviewDecision) error {
+				if !w.confirming || w.decision != nil {
+					return fmt.Errorf("revocation of %s is not awaiting a key compromise confirmation", w.in.Serial)
+				}
+				return validateDecision(d.Decision, d.Reviewer, d.Reason, "confirm", "reject")
+			}}); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+
+	// Later requests for the same serial join this case and get a first
+	// report; a proven keyCompromise among them upgrades the case.
 	reqCh := workflow.GetSignalChannel(ctx, RequestSignal)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		for {
@@ -181,16 +248,43 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 			if !reqCh.Receive(gctx, &extra) {
 				return
 			}
-			// Signal-with-start also delivers the starting request as a
-			// signal: that one has had its first report already.
-			if extra.Requester == w.in.Requester && extra.RequestedAt.Equal(w.origRequestedAt) {
-				continue
-			}
-			w.state.Requests = append(w.state.Requests, extra.Requester)
-			_ = w.firstReport(gctx, extra.Requester, fmt.Sprint(len(w.state.Requests)))
+			w.join(gctx, extra)
 		}
 	})
+	// drain takes the requests that arrived in the same workflow task as the
+	// case's last step, so none is acknowledged without being carried out.
+	drain := func() {
+		for {
+			var extra RevocationInput
+			if !reqCh.ReceiveAsync(&extra) {
+				return
+			}
+			w.join(ctx, extra)
+		}
+	}
 
+	if w.target.AlreadyRevoked && w.complete {
+		// Revoked stays revoked, but a proven keyCompromise still blocks
+		// the key, revokes the siblings and upgrades the recorded reason
+		// (BR §7.2.2); anything else reports what is on record.
+		if provenCompromise(w.in.Reason, w.in.Requester) {
+			r := w.in.Requester
+			w.pending = &r
+			// BR §4.9.5: the report is acted on, so it gets its first report.
+			if err := w.firstReport(ctx, w.in.Requester, "1"); err != nil {
+				return RevocationResult{}, err
+			}
+		}
+		drain()
+		if err := w.carryOutPending(ctx); err != nil {
+			return RevocationResult{}, err
+		}
+		w.state.Status, w.state.RevokedAt = RevRevoked, w.target.RevokedAt
+		if err := setStatus(ctx, RevRevoked, "already revoked"); err != nil {
+			return RevocationResult{}, err
+		}
+		return RevocationResult{Status: RevRevoked, RevokedAt: w.target.RevokedAt}, nil
+	}
 	if w.target.AlreadyRevoked {
 		// Revoked stays revoked: report what is on record, change nothing.
 		w.state.Status, w.state.RevokedAt = RevRevoked, w.target.RevokedAt
@@ -225,15 +319,25 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 	}
 	w.state.RevokedAt = rr.RevokedAt
 
-	// Key compromise: block the key and revoke every other certificate on it.
-	if w.state.ReasonCode == 1 {
-		var siblings []string
-		if err := workflow.ExecuteActivity(ctx, a.BlockKey, activities.BlockKeyInput{
-			SPKISHA256: w.target.SPKISHA256, Serial: w.in.Serial, Reason: revocation.KeyCompromise.String(),
-		}).Get(ctx, &siblings); err != nil {
+	// Key compromise: block the key and revoke every other certificate on
+	// it, once the compromise is proven; a reseller's claim alone revokes
+	// its own certificate and asks staff to confirm.
+	switch {
+	case w.complete && w.state.ReasonCode == 1 && !w.compromised && w.pending == nil &&
+		provenCompromise(revocation.KeyCompromise.String(), w.in.Requester):
+		if err := w.blockAndCascade(ctx); err != nil {
 			return RevocationResult{}, err
 		}
-		if err := w.cascade(ctx, siblings); err != nil {
+	case w.complete && w.state.ReasonCode == 1 && !w.compromised && w.pending == nil:
+		w.confirming = true
+		if err := notify(ctx, activities.Recipient{Staff: true}, mailer.StaffEscalation, mailer.StaffCaseData{
+			CaseType: cases.TypeRevocation, CaseID: w.in.Serial, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+			DueAt: workflow.Now(ctx).Add(KeyCompromiseConfirmWait), Note: NoteConfirmKeyCompromise,
+		}, "confirm-key-compromise"); err != nil {
+			return RevocationResult{}, err
+		}
+	case !w.complete && w.state.ReasonCode == 1:
+		if err := w.blockAndCascade(ctx); err != nil {
 			return RevocationResult{}, err
 		}
 	}
@@ -241,6 +345,11 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 	// Republish the CRL shard and the OCSP answer (O14).
 	if err := publish(ctx, []activities.ShardRef{{Issuer: w.target.Issuer, Shard: w.target.Shard}}, []string{w.in.Serial}); err != nil {
 		return RevocationResult{}, err
+	}
+	if w.complete {
+		if err := w.carryOutPending(ctx); err != nil {
+			return RevocationResult{}, err
+		}
 	}
 	w.state.Status = RevRevoked
 	if err := setStatus(ctx, RevRevoked, "revoked and published"); err != nil {
@@ -258,7 +367,105 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 			return RevocationResult{}, err
 		}
 	}
+	if w.complete && w.confirming {
+		if err := w.awaitConfirmation(ctx); err != nil {
+			return RevocationResult{}, err
+		}
+	}
+	if w.complete {
+		drain()
+		if err := w.carryOutPending(ctx); err != nil {
+			return RevocationResult{}, err
+		}
+	}
 	return RevocationResult{Status: RevRevoked, RevokedAt: rr.RevokedAt}, nil
+}
+
+// awaitConfirmation waits for staff to confirm or reject an unproven
+// keyCompromise claim (the reseller's certificate is already revoked and
+// published). A confirmation, or a proven report joining meanwhile, blocks
+// the key and revokes the siblings; a rejection or no answer in time leaves
+// them alone (a later proven report still reaches them).
+func (w *revocationCase) awaitConfirmation(ctx workflow.Context) error {
+	w.state.Status = RevConfirming
+	if err := setStatus(ctx, RevConfirming, "waiting for staff to confirm the key compromise (Update "+ConfirmKeyCompromiseUpdate+")"); err != nil {
+		return err
+	}
+	stop := startDeadlineWatch(ctx, deadlineWatch{caseType: cases.TypeRevocation, stage: RevConfirming, start: workflow.Now(ctx),
+		reminders: []time.Duration{KeyCompromiseConfirmWait / 3}, escalation: KeyCompromiseConfirmWait * 2 / 3})
+	defer stop()
+	if _, err := workflow.AwaitWithTimeout(ctx, KeyCompromiseConfirmWait, func() bool {
+		return w.decision != nil || w.pending != nil || w.compromised
+	}); err != nil {
+		return err
+	}
+	w.confirming = false
+	if w.decision != nil && w.decision.Decision == "confirm" && w.pending == nil && !w.compromised {
+		w.pending = &Requester{Kind: RequesterStaff, ID: w.decision.Reviewer}
+	}
+	if err := w.carryOutPending(ctx); err != nil {
+		return err
+	}
+	w.state.Status = RevRevoked
+	return setStatus(ctx, RevRevoked, "revoked and published")
+}
+
+// join takes a later request for the same serial into the case.
+func (w *revocationCase) join(ctx workflow.Context, extra RevocationInput) {
+	// Signal-with-start also delivers the starting request as a signal:
+	// that one has had its first report already.
+	if extra.Requester == w.in.Requester && extra.RequestedAt.Equal(w.origRequestedAt) {
+		return
+	}
+	w.state.Requests = append(w.state.Requests, extra.Requester)
+	if w.complete && !w.compromised && w.pending == nil && provenCompromise(extra.Reason, extra.Requester) {
+		r := extra.Requester
+		w.pending = &r
+		w.state.Reason, w.state.ReasonCode = revocation.KeyCompromise.String(), int(revocation.KeyCompromise)
+	}
+	_ = w.firstReport(ctx, extra.Requester, fmt.Sprint(len(w.state.Requests)))
+}
+
+// carryOutPending carries out a proven keyCompromise that is not yet done:
+// the reason of this certificate rises to keyCompromise (the store never
+// weakens a reason), the key is blocked, the siblings are revoked, and the
+// CRL and OCSP answer are signed again with the new reason.
+func (w *revocationCase) carryOutPending(ctx workflow.Context) error {
+	for w.pending != nil && !w.compromised {
+		by := *w.pending
+		w.pending = nil
+		var a *activities.Activities
+		var rr activities.RevokeResult
+		if err := workflow.ExecuteActivity(ctx, a.RevokeCertificate, activities.RevokeInput{
+			Serial: w.in.Serial, ReasonCode: int(revocation.KeyCompromise), RequestedByKind: by.Kind,
+			RequestedByRef: by.ID, RequestedAt: workflow.Now(ctx), Deadline: w.state.Deadline,
+			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		}).Get(ctx, &rr); err != nil {
+			return err
+		}
+		w.state.Reason, w.state.ReasonCode = revocation.KeyCompromise.String(), int(revocation.KeyCompromise)
+		if err := w.blockAndCascade(ctx); err != nil {
+			return err
+		}
+		if err := publish(ctx, []activities.ShardRef{{Issuer: w.target.Issuer, Shard: w.target.Shard}}, []string{w.in.Serial}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockAndCascade blocks the certificate's key and revokes every other
+// certificate with it, whichever reseller manages it.
+func (w *revocationCase) blockAndCascade(ctx workflow.Context) error {
+	var a *activities.Activities
+	var siblings []string
+	if err := workflow.ExecuteActivity(ctx, a.BlockKey, activities.BlockKeyInput{
+		SPKISHA256: w.target.SPKISHA256, Serial: w.in.Serial, Reason: revocation.KeyCompromise.String(),
+	}).Get(ctx, &siblings); err != nil {
+		return err
+	}
+	w.compromised = true
+	return w.cascade(ctx, siblings)
 }
 
 // firstReport acknowledges a request to the one who made it.

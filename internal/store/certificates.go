@@ -156,11 +156,33 @@ func (s *Store) GetCertificateRef(ctx context.Context, serial string) (Certifica
 }
 
 // ListCertificatesBySPKI lists every certificate for a public key (SHA-256
-// of the SubjectPublicKeyInfo): on key compromise all of them are revoked.
+// of the SubjectPublicKeyInfo), of every reseller. It decides nothing about
+// scope: only a proven compromise (see ListKeyCompromiseSiblings) may act on
+// other resellers' certificates.
 func (s *Store) ListCertificatesBySPKI(ctx context.Context, spkiSHA256 []byte) ([]CertificateRef, error) {
 	var out []CertificateRef
 	if err := s.db.SelectContext(ctx, &out, certRefSelect+` WHERE c.spki_sha256 = $1 ORDER BY c.serial`, spkiSHA256); err != nil {
 		return nil, fmt.Errorf("store: list certificates by key: %w", err)
+	}
+	return out, nil
+}
+
+// ListKeyCompromiseSiblings lists the serials a proven compromise of a key
+// must still revoke or upgrade, whichever reseller manages them: the valid
+// certificates with the key and the revoked ones whose reason is not
+// keyCompromise yet (BR §7.2.2 lets the reason rise), except the reported
+// certificate itself. Callers block the key first, so a certificate issued
+// in between cannot exist. Empty once every certificate with the key is
+// revoked for keyCompromise, which ends a cascade.
+func (s *Store) ListKeyCompromiseSiblings(ctx context.Context, spkiSHA256 []byte, except string) ([]string, error) {
+	var out []string
+	err := s.db.SelectContext(ctx, &out, `SELECT c.serial FROM certificates c
+		LEFT JOIN revocations r ON r.serial = c.serial AND r.revoked_at IS NOT NULL
+		WHERE c.spki_sha256 = $1 AND c.serial <> $2
+		  AND (c.status = 'valid' OR r.reason_code IS DISTINCT FROM $3)
+		ORDER BY c.serial`, spkiSHA256, NormalizeSerial(except), ReasonKeyCompromise)
+	if err != nil {
+		return nil, fmt.Errorf("store: list key compromise siblings: %w", err)
 	}
 	return out, nil
 }

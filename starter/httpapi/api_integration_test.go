@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -383,6 +384,66 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("CSR proof: %d %s", r.code, r.body)
 		}
 		waitWorkflowClosed(t, s, workflows.RevocationWorkflowID(serial))
+	})
+
+	t.Run("a key is reported by proof of possession alone", func(t *testing.T) {
+		s.t = t
+		// The challenge as the OpenAPI document states it.
+		keyChallenge := func(sum []byte) string { return "certdesk-revoke-key:" + hex.EncodeToString(sum) }
+		// A key with a CertDesk certificate: no certificate is sent, only a
+		// CSR made with the key whose CN is the key challenge.
+		keyDan, csrDan := newCSR(t)
+		_, certDan := s.issue(keyA, newPerson(), csrDan)
+		sumDan := sha256.Sum256(certDan.RawSubjectPublicKeyInfo)
+		r := s.do("POST", "/v1/key-compromises", "", map[string]string{"csr": csrFor(t, keyDan, "not the challenge")}, nil)
+		if r.code != 403 || r.problemType() != api.TypeKeyProofInvalid {
+			t.Fatalf("CSR without the key challenge: %d %s", r.code, r.body)
+		}
+		r = s.do("POST", "/v1/key-compromises", "", map[string]string{"csr": csrFor(t, keyDan, keyChallenge(sumDan[:]))}, nil)
+		var acc struct {
+			SPKISHA256  string               `json:"spki_sha256"`
+			Blocked     bool                 `json:"blocked"`
+			Revocations []revocationResponse `json:"revocations"`
+		}
+		r.json(t, &acc)
+		if r.code != 202 || !acc.Blocked || acc.SPKISHA256 != hex.EncodeToString(sumDan[:]) || len(acc.Revocations) != 1 ||
+			acc.Revocations[0].Serial != certDan.SerialNumber.Text(16) {
+			t.Fatalf("key-only report of a certified key: %d %s", r.code, r.body)
+		}
+		waitFor(t, "OCSP says keyCompromise", func() bool {
+			st := ocspStatus(t, certDan, issuer, false)
+			return st.Status == ocsp.Revoked && st.RevocationReason == ocsp.KeyCompromise
+		})
+
+		// A key CertDesk never certified, by a signature over the challenge
+		// with the public key sent along: blocked at once, nothing to revoke.
+		keyEve, _ := rsa.GenerateKey(rand.Reader, 2048)
+		spkiEve, err := x509.MarshalPKIXPublicKey(&keyEve.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sumEve := sha256.Sum256(spkiEve)
+		digest := sha256.Sum256([]byte(keyChallenge(sumEve[:])))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, keyEve, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spkiEve}))
+		r = s.do("POST", "/v1/key-compromises", "", map[string]string{"public_key": pubPEM, "signature": base64.StdEncoding.EncodeToString(sig)}, nil)
+		r.json(t, &acc)
+		if r.code != 202 || !acc.Blocked || len(acc.Revocations) != 0 {
+			t.Fatalf("key-only report of an uncertified key: %d %s", r.code, r.body)
+		}
+		if _, blocked, err := s.st.IsKeyBlocked(context.Background(), sumEve[:]); err != nil || !blocked {
+			t.Fatalf("uncertified key not blocked: %v", err)
+		}
+		r = s.do("POST", "/v1/applications", keyA, newPerson().application(csrFor(t, keyEve, "later")), nil)
+		var p map[string]any
+		r.json(t, &p)
+		if r.code != 422 || p["code"] != "key-blocked" {
+			t.Fatalf("application with the reported key: %d %s", r.code, r.body)
+		}
+		waitWorkflowClosed(t, s, workflows.RevocationWorkflowID(certDan.SerialNumber.Text(16)))
 	})
 
 	carol := newPerson()

@@ -174,14 +174,29 @@ func (s *Server) revokeByReseller(w http.ResponseWriter, r *http.Request) {
 // startRevocation signal-with-starts revocation/<serial>: a running case
 // gets the request as a signal, otherwise a new case starts with it.
 func (s *Server) startRevocation(w http.ResponseWriter, r *http.Request, in workflows.RevocationInput, resellerID string) {
-	now := s.now().UTC().Truncate(time.Second)
-	in.RequestedAt = now
-	_, deadline, err := workflows.RevocationPolicy(in.Reason, in.Requester.Kind, in.Ground)
-	if err != nil {
+	if _, _, err := workflows.RevocationPolicy(in.Reason, in.Requester.Kind, in.Ground); err != nil {
 		var v api.Validation
 		v.Add("reason", "one_of", err.Error())
 		s.problem(w, r, v.Problem())
 		return
+	}
+	res, err := s.signalRevocation(r, in, resellerID)
+	if err != nil {
+		s.temporalError(w, r, "start revocation", err)
+		return
+	}
+	w.Header().Set("Location", "/v1/certificates/"+in.Serial)
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+// signalRevocation starts the revocation case of in.Serial, or joins the
+// running one (signal-with-start); the caller has checked the reason.
+func (s *Server) signalRevocation(r *http.Request, in workflows.RevocationInput, resellerID string) (revocationResponse, error) {
+	now := s.now().UTC().Truncate(time.Second)
+	in.RequestedAt = now
+	_, deadline, err := workflows.RevocationPolicy(in.Reason, in.Requester.Kind, in.Ground)
+	if err != nil {
+		return revocationResponse{}, err
 	}
 	wid := workflows.RevocationWorkflowID(in.Serial)
 	attrs := []temporal.SearchAttributeUpdate{
@@ -202,12 +217,10 @@ func (s *Server) startRevocation(w http.ResponseWriter, r *http.Request, in work
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 	}, workflows.Revocation, in)
 	if err != nil {
-		s.temporalError(w, r, "start revocation", err)
-		return
+		return revocationResponse{}, err
 	}
-	w.Header().Set("Location", "/v1/certificates/"+in.Serial)
-	writeJSON(w, http.StatusAccepted, revocationResponse{WorkflowID: wid, Serial: in.Serial, Reason: in.Reason,
-		Status: workflows.RevRequested, Deadline: now.Add(deadline)})
+	return revocationResponse{WorkflowID: wid, Serial: in.Serial, Reason: in.Reason,
+		Status: workflows.RevRequested, Deadline: now.Add(deadline)}, nil
 }
 
 type correctionAccepted struct {

@@ -33,6 +33,10 @@ type Store interface {
 	GetCertificateRef(ctx context.Context, serial string) (store.CertificateRef, error)
 	IsKeyBlocked(ctx context.Context, spkiSHA256 []byte) (store.BlockedKey, bool, error)
 
+	// Key compromise reported by proof of possession alone.
+	BlockKey(ctx context.Context, spkiSHA256 []byte, reason, source string) error
+	ListCertificatesBySPKI(ctx context.Context, spkiSHA256 []byte) ([]store.CertificateRef, error)
+
 	// The personal-data ledgers (O3, O7, O8): no record, no data.
 	RecordProvision(ctx context.Context, p store.Provision) error
 	RecordStaffAccess(ctx context.Context, a store.StaffAccess) error

@@ -208,6 +208,7 @@ func (s *Server) register() {
 
 		// Anyone (key holders, data subjects, subscribers).
 		{"POST", "/v1/revocations", public(s.jsonPost(s.revokeByKeyProof, false))},
+		{"POST", "/v1/key-compromises", public(s.jsonPost(s.reportKeyCompromise, false))},
 		{"POST", "/v1/disclosure-requests", public(s.jsonPost(s.createDisclosureRequest, false))},
 		{"POST", "/v1/inquiries", public(s.jsonPost(s.createInquiry, false))},
 		{"GET", "/v1/disclosures/{token}", public(http.HandlerFunc(s.getDisclosure))},

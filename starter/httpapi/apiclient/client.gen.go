@@ -282,6 +282,15 @@ type Certificate struct {
 // CertificateStatus defines model for Certificate.Status.
 type CertificateStatus string
 
+// KeyCompromiseAccepted defines model for KeyCompromiseAccepted.
+type KeyCompromiseAccepted struct {
+	Blocked     *bool                 `json:"blocked,omitempty"`
+	Revocations *[]RevocationAccepted `json:"revocations,omitempty"`
+
+	// SpkiSha256 hex SHA-256 of the key's SubjectPublicKeyInfo
+	SpkiSha256 *string `json:"spki_sha256,omitempty"`
+}
+
 // Payloads Temporal remote codec protocol (protobuf JSON of temporal.api.common.v1.Payloads)
 type Payloads struct {
 	Payloads *[]struct {
@@ -457,6 +466,24 @@ type CreateInquiryParams struct {
 // CreateInquiryJSONBodyKind defines parameters for CreateInquiry.
 type CreateInquiryJSONBodyKind string
 
+// ReportKeyCompromiseJSONBody defines parameters for ReportKeyCompromise.
+type ReportKeyCompromiseJSONBody struct {
+	Comment *string `json:"comment,omitempty"`
+
+	// Csr a CSR made with the key, CN = the challenge, PEM
+	Csr *string `json:"csr,omitempty"`
+
+	// PublicKey the public key, PEM PUBLIC KEY (with signature)
+	PublicKey *string `json:"public_key,omitempty"`
+	Signature *[]byte `json:"signature,omitempty"`
+}
+
+// ReportKeyCompromiseParams defines parameters for ReportKeyCompromise.
+type ReportKeyCompromiseParams struct {
+	// IdempotencyKey 1–255 printable ASCII characters, e.g. a UUID.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // RevokeByKeyProofJSONBody defines parameters for RevokeByKeyProof.
 type RevokeByKeyProofJSONBody struct {
 	// Certificate the certificate, PEM
@@ -510,6 +537,9 @@ type CreateDisclosureRequestJSONRequestBody CreateDisclosureRequestJSONBody
 
 // CreateInquiryJSONRequestBody defines body for CreateInquiry for application/json ContentType.
 type CreateInquiryJSONRequestBody CreateInquiryJSONBody
+
+// ReportKeyCompromiseJSONRequestBody defines body for ReportKeyCompromise for application/json ContentType.
+type ReportKeyCompromiseJSONRequestBody ReportKeyCompromiseJSONBody
 
 // RevokeByKeyProofJSONRequestBody defines body for RevokeByKeyProof for application/json ContentType.
 type RevokeByKeyProofJSONRequestBody RevokeByKeyProofJSONBody
@@ -779,12 +809,26 @@ type ClientInterface interface {
 
 	// RevokeCertificateWithBody revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
 	RevokeCertificateWithBody(ctx context.Context, serial string, params *RevokeCertificateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeCertificate revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -849,6 +893,46 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/inquiries (the `CreateInquiry` operationId).
 	CreateInquiry(ctx context.Context, params *CreateInquiryParams, body CreateInquiryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportKeyCompromiseWithBody report a compromised key by proof of possession alone, with or without a CertDesk certificate
+	//
+	// No certificate is needed. Prove possession of the key by either
+	// * `csr`: a CSR made with the key whose subject CN is the challenge
+	//   `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+	//   `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+	//   openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+	// * `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+	//   over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+	//   SHA-256, Ed25519 over the string itself).
+	// The key is blocked at once (CertDesk refuses every later CSR with it,
+	// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+	// for another reason, is revoked for keyCompromise (each listed in
+	// `revocations`; none if CertDesk never certified the key).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+	ReportKeyCompromiseWithBody(ctx context.Context, params *ReportKeyCompromiseParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportKeyCompromise report a compromised key by proof of possession alone, with or without a CertDesk certificate
+	//
+	// No certificate is needed. Prove possession of the key by either
+	// * `csr`: a CSR made with the key whose subject CN is the challenge
+	//   `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+	//   `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+	//   openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+	// * `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+	//   over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+	//   SHA-256, Ed25519 over the string itself).
+	// The key is blocked at once (CertDesk refuses every later CSR with it,
+	// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+	// for another reason, is revoked for keyCompromise (each listed in
+	// `revocations`; none if CertDesk never certified the key).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+	ReportKeyCompromise(ctx context.Context, params *ReportKeyCompromiseParams, body ReportKeyCompromiseJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeByKeyProofWithBody revocation for key compromise by anyone holding the certificate's private key
 	//
@@ -1349,6 +1433,13 @@ func (c *Client) CreateCorrection(ctx context.Context, serial string, params *Cr
 
 // RevokeCertificateWithBody revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 //
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
@@ -1365,6 +1456,13 @@ func (c *Client) RevokeCertificateWithBody(ctx context.Context, serial string, p
 }
 
 // RevokeCertificate revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+//
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1480,6 +1578,68 @@ func (c *Client) CreateInquiryWithBody(ctx context.Context, params *CreateInquir
 // Corresponds with POST /v1/inquiries (the `CreateInquiry` operationId).
 func (c *Client) CreateInquiry(ctx context.Context, params *CreateInquiryParams, body CreateInquiryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateInquiryRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportKeyCompromiseWithBody report a compromised key by proof of possession alone, with or without a CertDesk certificate
+//
+// No certificate is needed. Prove possession of the key by either
+//   - `csr`: a CSR made with the key whose subject CN is the challenge
+//     `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+//     `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+//     openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+//   - `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+//     over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+//     SHA-256, Ed25519 over the string itself).
+//
+// The key is blocked at once (CertDesk refuses every later CSR with it,
+// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+// for another reason, is revoked for keyCompromise (each listed in
+// `revocations`; none if CertDesk never certified the key).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+func (c *Client) ReportKeyCompromiseWithBody(ctx context.Context, params *ReportKeyCompromiseParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportKeyCompromiseRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportKeyCompromise report a compromised key by proof of possession alone, with or without a CertDesk certificate
+//
+// No certificate is needed. Prove possession of the key by either
+//   - `csr`: a CSR made with the key whose subject CN is the challenge
+//     `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+//     `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+//     openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+//   - `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+//     over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+//     SHA-256, Ed25519 over the string itself).
+//
+// The key is blocked at once (CertDesk refuses every later CSR with it,
+// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+// for another reason, is revoked for keyCompromise (each listed in
+// `revocations`; none if CertDesk never certified the key).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+func (c *Client) ReportKeyCompromise(ctx context.Context, params *ReportKeyCompromiseParams, body ReportKeyCompromiseJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportKeyCompromiseRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2516,6 +2676,61 @@ func NewCreateInquiryRequestWithBody(server string, params *CreateInquiryParams,
 	return req, nil
 }
 
+// NewReportKeyCompromiseRequest calls the generic ReportKeyCompromise builder with application/json body
+func NewReportKeyCompromiseRequest(server string, params *ReportKeyCompromiseParams, body ReportKeyCompromiseJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportKeyCompromiseRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewReportKeyCompromiseRequestWithBody constructs an http.Request for the ReportKeyCompromise method, with any body, and a specified content type
+func NewReportKeyCompromiseRequestWithBody(server string, params *ReportKeyCompromiseParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/key-compromises")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewRevokeByKeyProofRequest calls the generic RevokeByKeyProof builder with application/json body
 func NewRevokeByKeyProofRequest(server string, params *RevokeByKeyProofParams, body RevokeByKeyProofJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2891,12 +3106,26 @@ type ClientWithResponsesInterface interface {
 
 	// RevokeCertificateWithBodyWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
 	RevokeCertificateWithBodyWithResponse(ctx context.Context, serial string, params *RevokeCertificateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeCertificateResponse, error)
 
 	// RevokeCertificateWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+	//
+	// A reason of keyCompromise given here is the reseller's word, not a
+	// proof: it revokes this certificate only (reason keyCompromise) and
+	// asks CertDesk staff to confirm the compromise; the key is blocked and
+	// the other certificates with it revoked only once staff confirm, or when
+	// the key holder proves possession (POST /v1/revocations or
+	// POST /v1/key-compromises).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2963,6 +3192,46 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/inquiries (the `CreateInquiry` operationId).
 	CreateInquiryWithResponse(ctx context.Context, params *CreateInquiryParams, body CreateInquiryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateInquiryResponse, error)
+
+	// ReportKeyCompromiseWithBodyWithResponse report a compromised key by proof of possession alone, with or without a CertDesk certificate
+	//
+	// No certificate is needed. Prove possession of the key by either
+	// * `csr`: a CSR made with the key whose subject CN is the challenge
+	//   `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+	//   `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+	//   openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+	// * `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+	//   over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+	//   SHA-256, Ed25519 over the string itself).
+	// The key is blocked at once (CertDesk refuses every later CSR with it,
+	// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+	// for another reason, is revoked for keyCompromise (each listed in
+	// `revocations`; none if CertDesk never certified the key).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+	ReportKeyCompromiseWithBodyWithResponse(ctx context.Context, params *ReportKeyCompromiseParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportKeyCompromiseResponse, error)
+
+	// ReportKeyCompromiseWithResponse report a compromised key by proof of possession alone, with or without a CertDesk certificate
+	//
+	// No certificate is needed. Prove possession of the key by either
+	// * `csr`: a CSR made with the key whose subject CN is the challenge
+	//   `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+	//   `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+	//   openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+	// * `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+	//   over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+	//   SHA-256, Ed25519 over the string itself).
+	// The key is blocked at once (CertDesk refuses every later CSR with it,
+	// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+	// for another reason, is revoked for keyCompromise (each listed in
+	// `revocations`; none if CertDesk never certified the key).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+	ReportKeyCompromiseWithResponse(ctx context.Context, params *ReportKeyCompromiseParams, body ReportKeyCompromiseJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportKeyCompromiseResponse, error)
 
 	// RevokeByKeyProofWithBodyWithResponse revocation for key compromise by anyone holding the certificate's private key
 	//
@@ -4211,6 +4480,61 @@ func (r CreateInquiryResponse) ContentType() string {
 	return ""
 }
 
+type ReportKeyCompromiseResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *KeyCompromiseAccepted
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReportKeyCompromiseResponse) GetJSON202() *KeyCompromiseAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReportKeyCompromiseResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ReportKeyCompromiseResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r ReportKeyCompromiseResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReportKeyCompromiseResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReportKeyCompromiseResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReportKeyCompromiseResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RevokeByKeyProofResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4736,6 +5060,13 @@ func (c *ClientWithResponses) CreateCorrectionWithResponse(ctx context.Context, 
 
 // RevokeCertificateWithBodyWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
 //
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/certificates/{serial}/revocation (the `RevokeCertificate` operationId).
@@ -4748,6 +5079,13 @@ func (c *ClientWithResponses) RevokeCertificateWithBodyWithResponse(ctx context.
 }
 
 // RevokeCertificateWithResponse revoke a certificate the reseller manages (signal-with-start revocation/<serial>)
+//
+// A reason of keyCompromise given here is the reseller's word, not a
+// proof: it revokes this certificate only (reason keyCompromise) and
+// asks CertDesk staff to confirm the compromise; the key is blocked and
+// the other certificates with it revoked only once staff confirm, or when
+// the key holder proves possession (POST /v1/revocations or
+// POST /v1/key-compromises).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4849,6 +5187,60 @@ func (c *ClientWithResponses) CreateInquiryWithResponse(ctx context.Context, par
 		return nil, err
 	}
 	return ParseCreateInquiryResponse(rsp)
+}
+
+// ReportKeyCompromiseWithBodyWithResponse report a compromised key by proof of possession alone, with or without a CertDesk certificate
+//
+// No certificate is needed. Prove possession of the key by either
+//   - `csr`: a CSR made with the key whose subject CN is the challenge
+//     `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+//     `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+//     openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+//   - `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+//     over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+//     SHA-256, Ed25519 over the string itself).
+//
+// The key is blocked at once (CertDesk refuses every later CSR with it,
+// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+// for another reason, is revoked for keyCompromise (each listed in
+// `revocations`; none if CertDesk never certified the key).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+func (c *ClientWithResponses) ReportKeyCompromiseWithBodyWithResponse(ctx context.Context, params *ReportKeyCompromiseParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportKeyCompromiseResponse, error) {
+	rsp, err := c.ReportKeyCompromiseWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportKeyCompromiseResponse(rsp)
+}
+
+// ReportKeyCompromiseWithResponse report a compromised key by proof of possession alone, with or without a CertDesk certificate
+//
+// No certificate is needed. Prove possession of the key by either
+//   - `csr`: a CSR made with the key whose subject CN is the challenge
+//     `certdesk-revoke-key:<lower-case hex SHA-256 of the key's DER SubjectPublicKeyInfo>`:
+//     `spki=$(openssl pkey -in key.pem -pubout -outform DER | sha256sum | cut -d' ' -f1);
+//     openssl req -new -key key.pem -subj "/CN=certdesk-revoke-key:$spki"`;
+//   - `public_key` (PEM `PUBLIC KEY`) and `signature`: base64 of a signature
+//     over the same challenge (RSA PKCS #1 v1.5 or PSS or ECDSA over its
+//     SHA-256, Ed25519 over the string itself).
+//
+// The key is blocked at once (CertDesk refuses every later CSR with it,
+// BR §6.1.1.3) and every CertDesk certificate with it, valid or revoked
+// for another reason, is revoked for keyCompromise (each listed in
+// `revocations`; none if CertDesk never certified the key).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/key-compromises (the `ReportKeyCompromise` operationId).
+func (c *ClientWithResponses) ReportKeyCompromiseWithResponse(ctx context.Context, params *ReportKeyCompromiseParams, body ReportKeyCompromiseJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportKeyCompromiseResponse, error) {
+	rsp, err := c.ReportKeyCompromise(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportKeyCompromiseResponse(rsp)
 }
 
 // RevokeByKeyProofWithBodyWithResponse revocation for key compromise by anyone holding the certificate's private key
@@ -5757,6 +6149,46 @@ func ParseCreateInquiryResponse(rsp *http.Response) (*CreateInquiryResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReportKeyCompromiseResponse parses an HTTP response from a ReportKeyCompromiseWithResponse call
+func ParseReportKeyCompromiseResponse(rsp *http.Response) (*ReportKeyCompromiseResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReportKeyCompromiseResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest KeyCompromiseAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 
