@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -23,6 +24,9 @@ type fakeCerts struct {
 	counted  int
 	// ranges are the (After, Through] ranges SignRevokedOCSP was given.
 	ranges [][2]string
+	// mu guards the fields the mocks write: the test environment runs
+	// concurrent activities (the pipelined OCSP pages) in goroutines.
+	mu sync.Mutex
 }
 
 func (f *fakeCerts) serial(i int) string { return fmt.Sprintf("%08x", i+1) }
@@ -37,6 +41,8 @@ func (f *fakeCerts) mocks(env *testsuite.TestWorkflowEnvironment) {
 		}).Maybe()
 	env.OnActivity(a.RevokeBatch, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RevokeBatchInput) (activities.RevokeBatchResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			start := 0
 			if in.After != "" {
 				fmt.Sscanf(in.After, "%x", &start)
@@ -53,11 +59,23 @@ func (f *fakeCerts) mocks(env *testsuite.TestWorkflowEnvironment) {
 			return res, nil
 		}).Maybe()
 	env.OnActivity(sa.PublishCRLs, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.PublishCRLsInput) error { f.crlCalls++; return nil }).Maybe()
+		func(context.Context, activities.PublishCRLsInput) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.crlCalls++
+			return nil
+		}).Maybe()
 	env.OnActivity(sa.RefreshOCSP, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.RefreshOCSPInput) (int, error) { f.ocsp++; return 0, nil }).Maybe()
+		func(context.Context, activities.RefreshOCSPInput) (int, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.ocsp++
+			return 0, nil
+		}).Maybe()
 	env.OnActivity(sa.SignRevokedOCSP, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignRevokedOCSPInput) (int, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			f.ranges = append(f.ranges, [2]string{in.After, in.Through})
 			return 0, nil
 		}).Maybe()
