@@ -312,6 +312,19 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 	}
 	_ = json.Unmarshal(b, &rv)
 	k.revWID = rv.WorkflowID
+	// A reseller's keyCompromise is a claim without proof of possession:
+	// the case revokes the reseller's certificate and waits for staff to
+	// confirm before it blocks the key (issue 17); staff confirm.
+	if err := h.waitCaseStatus(ctx, k.revWID, workflows.RevConfirming); err != nil {
+		return fmt.Errorf("revocation: %w", err)
+	}
+	confirm := workflows.ReviewDecision{Decision: "confirm", Reviewer: "chaos-reviewer"}
+	confirmed := func(ctx context.Context) bool {
+		return applied(ctx, h, k.revWID, func(st workflows.RevocationState) bool { return st.Status != workflows.RevConfirming })
+	}
+	if err := h.update(ctx, k.revWID, workflows.ConfirmKeyCompromiseUpdate, confirm, confirmed); err != nil {
+		return err
+	}
 	var res workflows.RevocationResult
 	if err := h.result(ctx, k.revWID, &res); err != nil {
 		return fmt.Errorf("revocation: %w", err)

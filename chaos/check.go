@@ -103,6 +103,8 @@ func expectedKeys(k *kase) map[string]string {
 	}
 	if k.kind == kindRevoke && k.revWID != "" {
 		out[mailer.Key(k.revWID, mailer.RevocationAccepted, "request", "1")] = ""
+		// The reseller's keyCompromise is unproven: a staff task to confirm it.
+		out[mailer.Key(k.revWID, mailer.StaffEscalation, "confirm-key-compromise")] = ""
 		out[mailer.Key(k.revWID, mailer.RevocationDone, "subscriber")] = k.email
 		out[mailer.Key(k.revWID, mailer.RevocationDone, "reseller")] = ""
 	}
