@@ -3,15 +3,11 @@ package activities
 import (
 	"context"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"time"
 
 	"certdesk/internal/pki"
-	"certdesk/internal/pki/problem"
-	"certdesk/internal/status"
 	"certdesk/internal/store"
 )
 
@@ -24,6 +20,10 @@ type SigningStore interface {
 	ReserveSerial(ctx context.Context, applicationID, candidate string) (store.Issuance, error)
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	StoreCertificate(ctx context.Context, c store.Certificate) error
+	// Certificate Transparency.
+	StorePrecertificate(ctx context.Context, c store.Certificate) error
+	StoreFinalCertificate(ctx context.Context, serial string, der []byte) error
+	ListSCTs(ctx context.Context, serial string) ([]store.SCT, error)
 	// CRLs.
 	NextCRLNumber(ctx context.Context, issuer string, shard int) (int64, error)
 	ListRevoked(ctx context.Context, issuer string, shard int, validAt time.Time) ([]store.RevokedEntry, error)
@@ -51,6 +51,9 @@ type SigningActivities struct {
 	Log   *slog.Logger
 	// Keys is where new OCSP responder keys are made; nil disables renewal.
 	Keys pki.KeyStore
+	// CT is the Certificate Transparency log list and policy; nil refuses
+	// TLS issuance.
+	CT *CTLogs
 }
 
 // RenewOCSPResponders replaces each delegated OCSP responder certificate
@@ -97,6 +100,11 @@ type IssueResult struct {
 	NotBefore      time.Time
 	NotAfter       time.Time
 	CertificatePEM string
+	// CTState is the stored certificate's (store.CTNone, CTPrecert or
+	// CTFinal); while CTPrecert, CertificatePEM is the precertificate.
+	CTState string `json:",omitempty"`
+	// SCTs are the final certificate's embedded SCTs.
+	SCTs []SCTInfo `json:",omitempty"`
 }
 
 // IssueCertificate lints and signs the application's certificate exactly
@@ -114,71 +122,27 @@ func (s *SigningActivities) IssueCertificate(ctx context.Context, in IssueInput)
 	return res, err
 }
 
-// issueLocked runs under the application's issuance lock. Whether a
-// certificate was already issued must be known before signing: a read that
-// fails stops here (and is retried) rather than risk a second certificate.
+// issueLocked runs under the application's issuance lock.
 func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (IssueResult, error) {
-	iss, err := s.Store.GetIssuance(ctx, in.ApplicationID)
-	switch {
-	case err == nil:
-		c, err := s.Store.GetCertificate(ctx, iss.Serial)
-		if err == nil {
-			return issueResult(c), nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return IssueResult{}, err
-		}
-	case !errors.Is(err, store.ErrNotFound):
-		return IssueResult{}, err
-	}
-	if err := checkEvidence(ctx, s.Store, in, time.Now()); err != nil {
-		return IssueResult{}, err
-	}
-	issuer, err := s.CA.IssuerFor(in.Product)
-	if err != nil {
-		return IssueResult{}, nonRetryable(ErrTypeInvalid, err.Error(), nil)
-	}
-	candidate, err := pki.NewSerial()
-	if err != nil {
-		return IssueResult{}, err
-	}
-	iss, err = s.Store.ReserveSerial(ctx, in.ApplicationID, candidate.Text(16))
-	if err != nil {
-		return IssueResult{}, storeErr(err, "issuance")
-	}
-	serial, ok := new(big.Int).SetString(iss.Serial, 16)
-	if !ok {
-		return IssueResult{}, nonRetryable(ErrTypeInvalid, "reserved serial is not hex", nil)
-	}
-	req := &pki.IssueRequest{
-		Request:   pki.Request{Profile: in.Product, CSR: []byte(in.CSRPEM), Subject: in.Subject, Domains: in.Domains, Email: in.Email},
-		Serial:    serial,
-		NotBefore: notBefore(iss.ReservedAt, time.Now()),
-		Validity:  time.Duration(in.ValidityDays) * 24 * time.Hour,
-	}
-	out, err := issuer.Issue(ctx, req)
-	if err != nil {
-		if problem.IsRefusal(err) {
-			return IssueResult{}, nonRetryable(ErrTypeCSRRejected, err.Error(), nil)
+	p, err := s.prepare(ctx, in)
+	if err != nil || p.existing != nil {
+		if p.existing != nil {
+			return issueResult(*p.existing), nil
 		}
 		return IssueResult{}, err
 	}
-	spki, err := pki.SPKISHA256(out.Cert.PublicKey)
+	out, err := p.issuer.Issue(ctx, p.req)
+	if err != nil {
+		return IssueResult{}, signErr(err)
+	}
+	c, err := s.certificateRow(in, p, out)
 	if err != nil {
 		return IssueResult{}, err
-	}
-	c := store.Certificate{
-		Serial: iss.Serial, Issuer: issuer.ID(), DER: out.DER, NotBefore: out.Cert.NotBefore, NotAfter: out.Cert.NotAfter,
-		SPKISHA256: spki[:], Status: status.CertValid, ResellerID: in.ResellerID, SubscriberID: in.SubscriberID,
-		ApplicationID: in.ApplicationID, Product: in.Product, CRLShard: out.Shard,
 	}
 	if err := s.Store.StoreCertificate(ctx, c); err != nil {
 		return IssueResult{}, storeErr(err, "certificate")
 	}
-	// A first OCSP answer ("good") so relying parties get one at once.
-	if err := s.signOCSP(ctx, []string{c.Serial}); err != nil {
-		s.Log.Warn("first OCSP response not signed; the refresh schedule will", "serial", c.Serial, "error", err)
-	}
+	s.firstOCSP(ctx, c.Serial)
 	return issueResult(c), nil
 }
 
@@ -198,5 +162,5 @@ func notBefore(reserved, now time.Time) time.Time {
 
 func issueResult(c store.Certificate) IssueResult {
 	return IssueResult{Serial: c.Serial, Issuer: c.Issuer, Shard: c.CRLShard, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
-		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))}
+		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})), CTState: c.CTState}
 }

@@ -88,5 +88,13 @@ func NewSigning(ctx context.Context, cfg *config.Config, st *store.Store, log *s
 		closeKeys()
 		return nil, nil, fmt.Errorf("load CA from %s: %w", cfg.CADir, err)
 	}
-	return &SigningActivities{CA: ca, Store: st, Log: log, Keys: ks}, closeKeys, nil
+	logs, err := LoadCTLogs(cfg.CTLogList, cfg.CTPolicy)
+	if err != nil {
+		closeKeys()
+		return nil, nil, fmt.Errorf("CT log list: %w", err)
+	}
+	if logs == nil {
+		log.Warn("no CT log list (CERTDESK_CT_LOG_LIST): TLS certificates will not be issued")
+	}
+	return &SigningActivities{CA: ca, Store: st, Log: log, Keys: ks, CT: logs}, closeKeys, nil
 }

@@ -113,8 +113,12 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
+		cta, err := activities.NewCT(cfg, st, log)
+		if err != nil {
+			return err
+		}
 		w := worker.New(tc, workflows.TaskQueue, temporalclient.WorkerOptions())
-		registerMain(w, acts)
+		registerMain(w, acts, cta)
 		workers = append(workers, w)
 	}
 	if *role == "signer" || *role == "all" {
@@ -145,9 +149,12 @@ func run(args []string) error {
 }
 
 // registerMain registers every workflow and the storage/email activities.
-func registerMain(w worker.Registry, a *activities.Activities) {
+func registerMain(w worker.Registry, a *activities.Activities, cta *activities.CTActivities) {
 	workflows.Register(w)
 	w.RegisterActivity(a)
+	if cta != nil {
+		w.RegisterActivity(cta)
+	}
 }
 
 // runPerspective runs one remote network perspective: a worker on its own

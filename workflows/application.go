@@ -125,6 +125,9 @@ type application struct {
 	perspectives []mpic.Perspective
 	// caaChecks counts CAA checks: each gets its own evidence rows.
 	caaChecks int
+	// issued is set once the certificate (the final one, under CT) is
+	// signed: a later failure (an email) leaves the application issued.
+	issued bool
 }
 
 func (w *application) setup(ctx workflow.Context) error {
@@ -221,7 +224,7 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 		return w.finish(final, status.AppFailed, rej.reason)
 	case errors.As(err, &rej):
 		return w.finish(final, status.AppRejected, rej.reason)
-	case err != nil && w.state.CertificateSerial != "":
+	case err != nil && w.issued:
 		// Issued stays issued: a later step (an email) failed for good.
 		return ApplicationResult{Status: status.AppIssued, CertificateSerial: w.state.CertificateSerial}, err
 	case err != nil:
@@ -313,38 +316,46 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 		return "", err
 	}
 	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
-	var sa *activities.SigningActivities
-	var issued activities.IssueResult
-	for attempt := 1; ; attempt++ {
-		err = workflow.ExecuteActivity(sctx, sa.IssueCertificate, activities.IssueInput{
-			ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
-			Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
-			Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: certEmail(in),
-		}).Get(ctx, &issued)
-		// The signer found the CAA check too old (signing waited past its
-		// 8 hours): check again and sign.
-		reason, stale := applicationErrorOf(err, activities.ErrTypeStaleEvidence)
-		if !stale || !caaOn || attempt >= CAAAttempts {
-			if stale {
-				err = temporal.NewNonRetryableApplicationError(reason, activities.ErrTypeCSRRejected, nil)
+	// sign runs one signing activity; when the signer finds the CAA check
+	// too old (signing waited past its 8 hours) it checks again and signs.
+	sign := func(activity any, input any, out *activities.IssueResult) error {
+		for attempt := 1; ; attempt++ {
+			err := workflow.ExecuteActivity(sctx, activity, input).Get(ctx, out)
+			reason, stale := applicationErrorOf(err, activities.ErrTypeStaleEvidence)
+			if !stale || !caaOn || attempt >= CAAAttempts {
+				if stale {
+					err = temporal.NewNonRetryableApplicationError(reason, activities.ErrTypeCSRRejected, nil)
+				}
+				return err
 			}
-			break
-		}
-		workflow.SetCurrentDetails(ctx, reason)
-		if err := w.checkCAA(ctx); err != nil {
-			var rej *rejection
-			if errors.As(err, &rej) {
-				rej.failed = true
+			workflow.SetCurrentDetails(ctx, reason)
+			if err := w.checkCAA(ctx); err != nil {
+				var rej *rejection
+				if errors.As(err, &rej) {
+					rej.failed = true
+				}
+				return err
 			}
-			return "", err
 		}
 	}
+	var sa *activities.SigningActivities
+	var issued activities.IssueResult
+	if product.TLS(in.Product) && workflow.GetVersion(ctx, ctChange, workflow.DefaultVersion, 1) >= 1 {
+		issued, err = w.issueLogged(ctx, sign)
+	} else {
+		err = sign(sa.IssueCertificate, w.issueInput(), &issued)
+	}
 	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
-		// The pre-issuance lint or a last check refused: nothing was signed.
+		// The pre-issuance lint or a last check refused: nothing was signed,
+		// or only the precertificate.
+		if w.state.CertificateSerial != "" {
+			reason += " (precertificate " + w.state.CertificateSerial + " was signed and stays revocable)"
+		}
 		return "", &rejection{reason: "issuance refused: " + reason, failed: true}
 	} else if err != nil {
 		return "", err
 	}
+	w.issued = true
 	w.state.CertificateSerial = issued.Serial
 	w.state.NotAfter = issued.NotAfter
 	if err := workflow.UpsertTypedSearchAttributes(ctx, cases.CertificateSerial.ValueSet(issued.Serial)); err != nil {
@@ -358,6 +369,9 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	data := mailer.ReviewIssuedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
 		Product: in.Product, Serial: issued.Serial, NotBefore: issued.NotBefore, NotAfter: issued.NotAfter,
 		CertificatePEM: []byte(issued.CertificatePEM)}
+	for _, s := range issued.SCTs {
+		data.CTLogs = append(data.CTLogs, mailer.CTLogEntry{Log: s.Log, Operator: s.Operator, Timestamp: s.Timestamp, Link: s.Link, Entry: s.LeafIndex})
+	}
 	if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ReviewIssued, data); err != nil {
 		return "", err
 	}
@@ -532,6 +546,16 @@ func (w *application) exec(ctx workflow.Context, activity, in, out any) error {
 	}
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	return workflow.ExecuteActivity(ctx, activity, in).Get(ctx, out)
+}
+
+// issueInput is what the signer signs from.
+func (w *application) issueInput() activities.IssueInput {
+	in := w.in
+	return activities.IssueInput{
+		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: w.subscriberID,
+		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, ValidityDays: in.ValidityDays,
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product), Email: certEmail(in),
+	}
 }
 
 // certEmail is the mailbox printed in a client certificate; TLS certificates

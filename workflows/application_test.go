@@ -50,6 +50,21 @@ func appMocks(env *testsuite.TestWorkflowEnvironment, statuses *[]string) {
 	env.OnActivity(sa.IssueCertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{
 		Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM,
 	}, nil).Maybe()
+	ctMocks(env)
+}
+
+// ctMocks: the TLS path through Certificate Transparency, happy.
+func ctMocks(env *testsuite.TestWorkflowEnvironment) {
+	var sa *activities.SigningActivities
+	var cta *activities.CTActivities
+	env.OnActivity(sa.IssuePrecertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{
+		Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM, CTState: "precert",
+	}, nil).Maybe()
+	env.OnActivity(cta.SubmitPrecertificate, mock.Anything, mock.Anything).Return(activities.SubmitPrecertResult{Required: 2, Logs: []string{"a", "b"}}, nil).Maybe()
+	env.OnActivity(sa.IssueFinalCertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{
+		Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM, CTState: "final",
+		SCTs: []activities.SCTInfo{{Log: "log a", Operator: "op a", Link: "http://127.0.0.1/a/tile/data/000"}, {Log: "log b", Operator: "op b", Link: "http://127.0.0.1/b/tile/data/000"}},
+	}, nil).Maybe()
 }
 
 // testPerspectives are the development set: five remote perspectives in
@@ -452,13 +467,13 @@ func TestApplicationStaleCAARechecked(t *testing.T) {
 	var statuses []string
 	var sa *activities.SigningActivities
 	calls := 0
-	env.OnActivity(sa.IssueCertificate, mock.Anything, mock.Anything).Return(
+	env.OnActivity(sa.IssuePrecertificate, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.IssueInput) (activities.IssueResult, error) {
 			calls++
 			if calls == 1 {
 				return activities.IssueResult{}, temporal.NewNonRetryableApplicationError("CAA checked too long ago", activities.ErrTypeStaleEvidence, nil)
 			}
-			return activities.IssueResult{Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM}, nil
+			return activities.IssueResult{Serial: "1a2b", Issuer: "tls-1", NotBefore: time.Now(), NotAfter: time.Now().Add(90 * 24 * time.Hour), CertificatePEM: testPEM, CTState: "precert"}, nil
 		})
 	appMocks(env, &statuses)
 	env.ExecuteWorkflow(Application, appInput(product.ServerDV))

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"certdesk/internal/ct"
 	"certdesk/internal/mpic"
 	"certdesk/internal/pki/goodkey"
 )
@@ -67,6 +68,11 @@ type Config struct {
 	// validation is corroborated from (BR §3.2.2.9), each a worker on its own
 	// task queue.
 	Perspectives []mpic.Perspective
+	// CTLogList is the path of the Certificate Transparency log list (v3
+	// log_list.json); empty: TLS certificates cannot be issued. CTPolicy
+	// names the root programs' CT rules every TLS certificate must meet.
+	CTLogList string
+	CTPolicy  ct.Policy
 	// CAADomains are the issuer domain names by which CAA records authorize
 	// this CA (its CP/CPS lists them).
 	CAADomains   []string
@@ -161,6 +167,10 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { return prefixes(v, &c.DCVDevNetworks) }},
 		{Name: "CERTDESK_PERSPECTIVES", Help: "remote network perspectives for multi-perspective corroboration (BR §3.2.2.9), `name:RIR,…` (RIR one of ARIN, RIPE, APNIC, LACNIC, AFRINIC); each runs `worker -role perspective -name NAME -rir RIR`; TLS issuance needs at least the number the BR requires at the issuance date (5 from 2026-12-15)",
 			parse: func(c *Config, v string) error { return perspectives(v, &c.Perspectives) }},
+		{Name: "CERTDESK_CT_LOG_LIST", Help: "path of the Certificate Transparency log list in Chrome's v3 log_list.json format; TLS certificates are issued only through these logs (precertificate, SCTs, final certificate), so without it TLS issuance is refused",
+			parse: func(c *Config, v string) error { c.CTLogList = v; return nil }},
+		{Name: "CERTDESK_CT_POLICY", Default: "chrome,apple", Help: "the CT policies every TLS certificate's SCTs must satisfy, comma-separated: chrome, apple; chrome-static and apple-static drop the RFC 6962-log rule (a development stack whose logs are all Static CT API logs)",
+			parse: func(c *Config, v string) (err error) { c.CTPolicy, err = ct.ParsePolicy(v); return err }},
 		{Name: "CERTDESK_CAA_DOMAINS", Default: "certdesk.example", Help: "the CA's issuer domain names for CAA (`issue`, `issuewild`, `issuemail` values that authorize it), comma-separated, as the CP/CPS lists them",
 			parse: func(c *Config, v string) error {
 				c.CAADomains = nil

@@ -170,6 +170,18 @@ type ReviewIssuedData struct {
 	NotBefore      time.Time
 	NotAfter       time.Time // required
 	CertificatePEM []byte    // required, one or more CERTIFICATE blocks
+	// CTLogs are the Certificate Transparency logs whose SCTs the
+	// certificate carries, each with where its entry can be read.
+	CTLogs []CTLogEntry
+}
+
+// CTLogEntry is one log a certificate was logged in.
+type CTLogEntry struct {
+	Log, Operator string
+	Timestamp     time.Time
+	Link          string
+	// Entry is the entry's index in a Static CT API log, if known.
+	Entry *uint64
 }
 
 func (d ReviewIssuedData) validate() error {

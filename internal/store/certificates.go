@@ -26,7 +26,20 @@ type Certificate struct {
 	Product       string
 	CRLShard      int
 	CreatedAt     time.Time
+	// CTState is CTNone for certificates outside Certificate Transparency,
+	// CTPrecert while only the precertificate is signed (DER and PrecertDER
+	// are then both the precertificate), CTFinal once the final certificate
+	// with embedded SCTs replaced DER.
+	CTState    string
+	PrecertDER []byte
 }
+
+// Certificate Transparency states of a certificate row.
+const (
+	CTNone    = "none"
+	CTPrecert = "precert"
+	CTFinal   = "final"
+)
 
 // CertificateRef is a certificate without its DER: what revocation,
 // CRL and OCSP work needs, readable without the key ring. Revocation fields
@@ -60,10 +73,12 @@ type certificateRow struct {
 	Product       string    `db:"product"`
 	CRLShard      int       `db:"crl_shard"`
 	CreatedAt     time.Time `db:"created_at"`
+	PrecertDEREnc []byte    `db:"precert_der_enc"`
+	CTState       string    `db:"ct_state"`
 }
 
 const certificateCols = `serial, issuer, der_enc, not_before, not_after, spki_sha256, status, reseller_id,
-	subscriber_id, application_id, product, crl_shard, created_at`
+	subscriber_id, application_id, product, crl_shard, created_at, precert_der_enc, ct_state`
 
 // certRefSelect reads CertificateRefs; revocation data comes from the join.
 const certRefSelect = `SELECT c.serial, c.issuer, c.not_before, c.not_after, c.status, c.reseller_id,
@@ -79,10 +94,30 @@ const certRefSelect = `SELECT c.serial, c.issuer, c.not_before, c.not_after, c.s
 // A signed certificate is recorded whatever the application's status (even
 // withdrawn or failed): it exists, so it must be findable and revocable.
 func (s *Store) StoreCertificate(ctx context.Context, c Certificate) error {
+	return s.storeCertificate(ctx, c, false)
+}
+
+// StorePrecertificate records a signed precertificate (c.DER) under the
+// same rules as StoreCertificate, as row state CTPrecert: from then on the
+// serial is issued (OCSP answers it, it can be revoked), but the
+// application is not marked issued until StoreFinalCertificate.
+func (s *Store) StorePrecertificate(ctx context.Context, c Certificate) error {
+	return s.storeCertificate(ctx, c, true)
+}
+
+func (s *Store) storeCertificate(ctx context.Context, c Certificate, precert bool) error {
 	c.Serial = NormalizeSerial(c.Serial)
 	der, err := s.seal("certificates", "der_enc", c.Serial, c.DER)
 	if err != nil {
 		return err
+	}
+	var preEnc []byte
+	state := CTNone
+	if precert {
+		state = CTPrecert
+		if preEnc, err = s.seal("certificates", "precert_der_enc", c.Serial, c.DER); err != nil {
+			return err
+		}
 	}
 	return s.inTx(ctx, func(tx *sqlxTx) error {
 		var reserved string
@@ -95,11 +130,11 @@ func (s *Store) StoreCertificate(ctx context.Context, c Certificate) error {
 		}
 		_, err = tx.ExecContext(ctx, `
 			INSERT INTO certificates (serial, issuer, der_enc, not_before, not_after, spki_sha256, reseller_id,
-				subscriber_id, application_id, product, crl_shard)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				subscriber_id, application_id, product, crl_shard, precert_der_enc, ct_state)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (application_id) DO NOTHING`,
 			c.Serial, c.Issuer, der, c.NotBefore, c.NotAfter, c.SPKISHA256, c.ResellerID,
-			c.SubscriberID, c.ApplicationID, c.Product, c.CRLShard)
+			c.SubscriberID, c.ApplicationID, c.Product, c.CRLShard, preEnc, state)
 		switch pqCode(err) {
 		case "":
 		case codeUniqueViolation:
@@ -116,13 +151,21 @@ func (s *Store) StoreCertificate(ctx context.Context, c Certificate) error {
 		if stored != c.Serial {
 			return fmt.Errorf("%w: application %s already has certificate %s", ErrConflict, c.ApplicationID, stored)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE applications SET status = 'issued', certificate_serial = $2, updated_at = now()
-			WHERE id = $1 AND (status <> 'issued' OR certificate_serial IS DISTINCT FROM $2)`, c.ApplicationID, c.Serial)
-		if err != nil {
-			return fmt.Errorf("store: mark application %s issued: %w", c.ApplicationID, err)
+		if precert {
+			return nil // issued once the final certificate is stored
 		}
-		return nil
+		return markIssued(ctx, tx, c.ApplicationID, c.Serial)
 	})
+}
+
+// markIssued marks the application issued with its certificate.
+func markIssued(ctx context.Context, tx *sqlxTx, applicationID, serial string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE applications SET status = 'issued', certificate_serial = $2, updated_at = now()
+		WHERE id = $1 AND (status <> 'issued' OR certificate_serial IS DISTINCT FROM $2)`, applicationID, serial)
+	if err != nil {
+		return fmt.Errorf("store: mark application %s issued: %w", applicationID, err)
+	}
+	return nil
 }
 
 // GetCertificate reads a certificate for internal use.
@@ -293,6 +336,7 @@ func (s *Store) certificateFromRow(r certificateRow) (Certificate, error) {
 		NotBefore: r.NotBefore, NotAfter: r.NotAfter, SPKISHA256: r.SPKISHA256, Status: r.Status,
 		ResellerID: r.ResellerID, SubscriberID: r.SubscriberID, ApplicationID: r.ApplicationID,
 		Product: r.Product, CRLShard: r.CRLShard, CreatedAt: r.CreatedAt,
+		CTState: r.CTState, PrecertDER: o.bytes("precert_der_enc", r.PrecertDEREnc),
 	}
 	return c, o.err
 }

@@ -22,7 +22,7 @@ var encryptedTables = []encryptedTable{
 	{"resellers", "id", []string{"contact_email_enc"}},
 	{"subscribers", "id", []string{"organization_enc", "name_enc", "email_enc", "phone_enc", "address_enc"}},
 	{"applications", "id", []string{"csr_enc"}},
-	{"certificates", "serial", []string{"der_enc"}},
+	{"certificates", "serial", []string{"der_enc", "precert_der_enc"}},
 	{"corrections", "id", []string{"old_values_enc", "new_values_enc"}},
 	{"disclosure_requests", "id", []string{"name_enc", "email_enc", "postal_address_enc"}},
 	{"disclosure_packages", "id", []string{"json_enc", "html_enc"}},

@@ -31,6 +31,8 @@ import (
 	ctclient "github.com/google/certificate-transparency-go/client"
 	"github.com/google/certificate-transparency-go/jsonclient"
 	"github.com/google/certificate-transparency-go/loglist3"
+
+	"certdesk/internal/ct"
 )
 
 // CT logs: TesseraCT v0.1.1 with its POSIX backend (bin/tesseract-posix,
@@ -585,7 +587,7 @@ func (l *CTLog) EntryBundle(index uint64) ([]byte, error) {
 		return nil, fmt.Errorf("CT log %s: entry %d not in the checkpoint (size %d)", l.Name, index, size)
 	}
 	n := index / 256
-	path := "/tile/data/" + tilePath(n)
+	path := "/" + ct.DataTilePath(index)
 	if w := size - n*256; w < 256 {
 		path += fmt.Sprintf(".p/%d", w)
 	}
@@ -602,15 +604,4 @@ func (l *CTLog) EntryBundle(index uint64) ([]byte, error) {
 		return nil, fmt.Errorf("CT log %s: %s: %s", l.Name, path, resp.Status)
 	}
 	return b, nil
-}
-
-// tilePath encodes a tile index as c2sp.org/tlog-tiles does: groups of three
-// digits, all but the last prefixed with "x".
-func tilePath(n uint64) string {
-	s := fmt.Sprintf("%03d", n%1000)
-	for n >= 1000 {
-		n /= 1000
-		s = fmt.Sprintf("x%03d/", n%1000) + s
-	}
-	return s
 }
