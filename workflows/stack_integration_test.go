@@ -4,12 +4,14 @@ package workflows
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,37 @@ type stack struct {
 	acts  *activities.Activities
 	sign  *activities.SigningActivities
 	caDir string
+	// ct are the stack's own CT logs, trusting its root.
+	ct *testenv.CTLogs
+	// signer is the running signing worker (restartSigner replaces it).
+	signMu sync.Mutex
+	signer worker.Worker
+	log    *slog.Logger
+	cta    *activities.CTActivities
+}
+
+// restartSigner stops the signing worker and starts a new one with its own
+// SigningActivities, as a new signer process after a crash would; opts may
+// carry interceptors.
+func (s *stack) restartSigner(t testing.TB, opts worker.Options) {
+	s.signMu.Lock()
+	defer s.signMu.Unlock()
+	if s.signer != nil {
+		s.signer.Stop()
+	}
+	sign, closeKeys, err := activities.NewSigning(context.Background(), s.cfg, s.store, s.log)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	t.Cleanup(closeKeys)
+	sw := worker.New(s.tc, SigningTaskQueue, opts)
+	sw.RegisterActivity(sign)
+	if err := sw.Start(); err != nil {
+		t.Error(err)
+		return
+	}
+	s.signer, s.sign = sw, sign
 }
 
 func newStack(t testing.TB, extra map[string]string) *stack {
@@ -64,6 +97,9 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 	env["CERTDESK_DCV_RESOLVER"] = testenv.DNS(t).ResolverAddr
 	root, _ := testenv.RepoRoot()
 	env["CERTDESK_REGISTRY_FILE"] = filepath.Join(root, "dev", "registry.json")
+	// The local logs are Static CT API logs: Apple's RFC 6962-log rule
+	// cannot be met here (README, Certificate Transparency).
+	env["CERTDESK_CT_POLICY"] = "chrome,apple-static"
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -81,12 +117,24 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 	}
 	ctx := context.Background()
 	ks := &pki.FileKeyStore{Dir: caDir, Passphrase: []byte(cfg.CAPassphrase), Iterations: 1000}
-	if _, err := pki.Bootstrap(ctx, pki.BootstrapConfig{
+	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{
 		Dir: caDir, Keys: ks, Organization: "CertDesk Test CA", Country: "JP",
 		URLs:   pki.URLs{Base: cfg.PublicBaseURL},
 		Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: cfg.PublicBaseURL + "/repository/cps"},
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Two TesseraCT logs of this stack's own, trusting its new root.
+	nLogs := 2
+	if v := extra["TEST_CT_LOGS"]; v != "" {
+		nLogs, _ = strconv.Atoi(v)
+	}
+	logs := testenv.NewCTLogs(t, nLogs, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw}))
+	if v, ok := extra["CERTDESK_CT_LOG_LIST"]; ok {
+		cfg.CTLogList = v // "" : a stack without CT
+	} else {
+		cfg.CTLogList = logs.ListPath
 	}
 	acts, err := activities.New(cfg, pool, st, bidx, log)
 	if err != nil {
@@ -97,13 +145,20 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeKeys)
+	cta, err := activities.NewCT(cfg, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	w := worker.New(tc, TaskQueue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	Register(w)
 	w.RegisterActivity(acts)
+	if cta != nil {
+		w.RegisterActivity(cta)
+	}
 	sw := worker.New(tc, SigningTaskQueue, worker.Options{})
 	sw.RegisterActivity(sign)
-	workers := []worker.Worker{w, sw}
+	workers := []worker.Worker{w}
 	// The remote perspectives, each with its own validator; extra's
 	// "TEST_RESOLVER_<name>" gives one its own resolver (a hijack).
 	pws, err := NewPerspectiveWorkers(tc, cfg, func(name string) string { return extra["TEST_RESOLVER_"+name] }, worker.Options{})
@@ -117,7 +172,16 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		}
 		t.Cleanup(wk.Stop)
 	}
-	return &stack{cfg: cfg, tc: tc, mail: mail, store: st, acts: acts, sign: sign, caDir: caDir}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{cfg: cfg, tc: tc, mail: mail, store: st, acts: acts, sign: sign, caDir: caDir, ct: logs, signer: sw, log: log, cta: cta}
+	t.Cleanup(func() {
+		s.signMu.Lock()
+		defer s.signMu.Unlock()
+		s.signer.Stop()
+	})
+	return s
 }
 
 // writeFile writes b under dir and returns the path.

@@ -101,6 +101,7 @@ func newStack(t *testing.T) *stack {
 		"CERTDESK_STAFF_TOKEN":     "staff-" + randomID(16),
 		"CERTDESK_DCV_RESOLVER":    testenv.DNS(t).ResolverAddr,
 		"CERTDESK_PERSPECTIVES":    mpic.Format(mpic.Development),
+		"CERTDESK_CT_POLICY":       "chrome,apple-static",
 	}
 	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -116,13 +117,16 @@ func newStack(t *testing.T) *stack {
 	}
 	ctx := context.Background()
 	ks := &pki.FileKeyStore{Dir: caDir, Passphrase: []byte(cfg.CAPassphrase), Iterations: 1000}
-	if _, err := pki.Bootstrap(ctx, pki.BootstrapConfig{
+	ca, err := pki.Bootstrap(ctx, pki.BootstrapConfig{
 		Dir: caDir, Keys: ks, Organization: "CertDesk Test CA", Country: "JP",
 		URLs:   pki.URLs{Base: base},
 		Policy: pki.CAPolicy{OID: []int{1, 3, 6, 1, 4, 1, 32473, 1, 1}, CPSURI: base + "/repository/cps"},
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Two TesseraCT logs of this stack's own, trusting its new root.
+	cfg.CTLogList = testenv.NewCTLogs(t, 2, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw})).ListPath
 
 	opts, err := temporalclient.WithCodec(client.Options{}, codecKey)
 	if err != nil {
@@ -139,9 +143,14 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeKeys)
+	cta, err := activities.NewCT(cfg, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
+	w.RegisterActivity(cta)
 	sw := worker.New(tc, workflows.SigningTaskQueue, worker.Options{})
 	sw.RegisterActivity(sign)
 	pws, err := workflows.NewPerspectiveWorkers(tc, cfg, nil, worker.Options{})
