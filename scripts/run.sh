@@ -171,17 +171,21 @@ export CERTDESK_PERSPECTIVES=${CERTDESK_PERSPECTIVES:-us-east:ARIN,eu-west:RIPE,
 source "$ROOT/scripts/dev-setup.sh"
 "$BIN/starter" migrate >"$RUN/logs/migrate.log" 2>&1 || { cat "$RUN/logs/migrate.log"; exit 1; }
 dev_reseller
+# --- Certificate Transparency: TesseraCT logs accepting the development
+# root (scripts/ctlogs.sh; the CA exists by now), before the processes that
+# read their list ---------------------------------------------------------------
+rm -f "$RUN/ct/log_list.json"
+start ctlogs bash "$ROOT/scripts/ctlogs.sh" run
+wait_for "CT logs" 480 test -f "$RUN/ct/log_list.json"
+export CERTDESK_CT_LOG_LIST="$RUN/ct/log_list.json"
+# The local logs are Static CT API logs: Apple's RFC 6962-log rule cannot be
+# met here (README, Certificate Transparency).
+export CERTDESK_CT_POLICY=${CERTDESK_CT_POLICY:-chrome,apple-static}
 start worker "$BIN/worker" -role "${WORKER_ROLE:-all}" -metrics-addr "127.0.0.1:${WORKER_METRICS_PORT:-9464}"
 IFS=, read -ra perspectives <<<"$CERTDESK_PERSPECTIVES"
 for p in "${perspectives[@]}"; do
 	start "perspective-${p%%:*}" "$BIN/worker" -role perspective -name "${p%%:*}" -rir "${p##*:}" -metrics-addr ""
 done
-# --- Certificate Transparency: TesseraCT logs accepting the development
-# root (scripts/ctlogs.sh; the CA exists by now) -----------------------------
-rm -f "$RUN/ct/log_list.json"
-start ctlogs bash "$ROOT/scripts/ctlogs.sh" run
-wait_for "CT logs" 480 test -f "$RUN/ct/log_list.json"
-export CERTDESK_CT_LOG_LIST="$RUN/ct/log_list.json"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 staff_cli_env
@@ -190,7 +194,7 @@ write_env
 	echo "# domain validation, perspectives, the local DNS and CT logs"
 	printf 'export CERTDESK_DCV_RESOLVER=%q CERTDESK_DCV_DEV_NETWORKS=%q CERTDESK_DCV_HTTP_PORT=%q\n' \
 		"$CERTDESK_DCV_RESOLVER" "$CERTDESK_DCV_DEV_NETWORKS" "$CERTDESK_DCV_HTTP_PORT"
-	printf 'export CERTDESK_PERSPECTIVES=%q CERTDESK_CT_LOG_LIST=%q\n' "$CERTDESK_PERSPECTIVES" "$CERTDESK_CT_LOG_LIST"
+	printf 'export CERTDESK_PERSPECTIVES=%q CERTDESK_CT_LOG_LIST=%q CERTDESK_CT_POLICY=%q\n' "$CERTDESK_PERSPECTIVES" "$CERTDESK_CT_LOG_LIST" "$CERTDESK_CT_POLICY"
 	bash "$ROOT/scripts/dns.sh" env | sed 's/^/export /'
 } >>"$RUN/env"
 

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -46,6 +47,8 @@ import (
 // PostgreSQL), loopback DNS and HTTP servers for domain validation, and the
 // real worker and starter binaries as child processes.
 type Stack struct {
+	// CTLogs are the stack's Certificate Transparency logs.
+	CTLogs          *testenv.CTLogs
 	Root, Work, Bin string
 	// AppBin holds worker and starter (BENCH_BIN, default Bin).
 	AppBin        string
@@ -332,6 +335,20 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 	s.Keys = &pki.FileKeyStore{Dir: s.Cfg.CADir, Passphrase: []byte(s.Cfg.CAPassphrase)}
 	if s.CA, err = pki.LoadCA(ctx, s.Cfg.CADir, s.Keys, pki.LoadOptions{}); err != nil {
+		return s, err
+	}
+	// Certificate Transparency: two TesseraCT logs trusting the new root
+	// (TLS issuance needs them); the processes started below read the list.
+	logs, err := testenv.StartCTLogs(testenv.CTLogsConfig{Dir: filepath.Join(s.Work, "ct"), N: 2,
+		RootsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CA.Root.Raw})})
+	if err != nil {
+		return s, fmt.Errorf("CT logs: %w", err)
+	}
+	s.cleanups = append(s.cleanups, logs.Stop)
+	s.CTLogs = logs
+	s.Env["CERTDESK_CT_LOG_LIST"] = logs.ListPath
+	s.Env["CERTDESK_CT_POLICY"] = "chrome,apple-static"
+	if s.Cfg, err = config.LoadFrom(func(k string) (string, bool) { v, ok := s.Env[k]; return v, ok }); err != nil {
 		return s, err
 	}
 
