@@ -11,6 +11,7 @@ package acme
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -35,11 +36,41 @@ type Store interface {
 	ACMEAccountByThumbprint(ctx context.Context, thumbprint string) (store.ACMEAccount, error)
 	DeactivateACMEAccount(ctx context.Context, id string) error
 	RolloverACMEAccountKey(ctx context.Context, id, oldThumbprint, newThumbprint string, newJWK []byte) error
+
+	CreateACMEOrder(ctx context.Context, o store.ACMEOrder, challengeTypes []string, authzTTL time.Duration) (store.ACMEOrder, error)
+	GetACMEOrder(ctx context.Context, accountID, id string) (store.ACMEOrder, error)
+	GetACMEAuthz(ctx context.Context, accountID, id string) (store.ACMEAuthz, error)
+	ACMEChallengeOwner(ctx context.Context, accountID, challengeID string) (string, error)
+	StartACMEChallenge(ctx context.Context, challengeID string) (bool, error)
+	FinishACMEChallenge(ctx context.Context, challengeID string, problem json.RawMessage) error
+	StartACMEFinalize(ctx context.Context, accountID, orderID string) error
+	FinishACMEOrder(ctx context.Context, orderID, certPEM, serialHex string, problem json.RawMessage) error
+	ACMEOrderBySerial(ctx context.Context, serialHex string) (store.ACMEOrder, error)
+}
+
+// Orders is the backend that decides, validates, issues and revokes. The
+// ACME layer owns the protocol state; the backend owns CA policy (which
+// names a profile allows, domain validation, signing, revocation). An *Error
+// return is sent to the client as is; any other error is serverInternal.
+type Orders interface {
+	// Allow vets a new order before it is written (rejectedIdentifier for
+	// a name the profile forbids).
+	Allow(ctx context.Context, acct store.ACMEAccount, profile string, ids []store.ACMEIdentifier) error
+	// Validate checks one challenge: method is dcv.MethodACMEHTTP01 or
+	// dcv.MethodACMEDNS01, keyAuthorization is token "." thumbprint.
+	Validate(ctx context.Context, acct store.ACMEAccount, method, domain, keyAuthorization string) error
+	// Issue signs csr for a ready order and returns the PEM chain, leaf
+	// first, and the leaf.
+	Issue(ctx context.Context, acct store.ACMEAccount, order store.ACMEOrder, csr *x509.CertificateRequest) (chainPEM string, leaf *x509.Certificate, err error)
+	// Revoke revokes a certificate issued through ACME with an RFC 5280
+	// reason code already checked against BR §7.2.2.
+	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int) error
 }
 
 // Deps is what New needs.
 type Deps struct {
-	Store Store
+	Store  Store
+	Orders Orders
 	// BaseURL is the external URL of the ACME root, e.g.
 	// "https://acme.example/acme". Empty: derived from each request's Host
 	// (https://<host>/acme).
@@ -84,6 +115,13 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("POST /acme/new-account", s.newAccount)
 	mux.HandleFunc("POST /acme/account/{id}", s.account)
 	mux.HandleFunc("POST /acme/key-change", s.keyChange)
+	mux.HandleFunc("POST /acme/new-order", s.newOrder)
+	mux.HandleFunc("POST /acme/order/{id}", s.order)
+	mux.HandleFunc("POST /acme/order/{id}/finalize", s.finalize)
+	mux.HandleFunc("POST /acme/authz/{id}", s.authz)
+	mux.HandleFunc("POST /acme/chall/{id}", s.challenge)
+	mux.HandleFunc("POST /acme/cert/{id}", s.certificate)
+	mux.HandleFunc("POST /acme/revoke-cert", s.revokeCert)
 	mux.HandleFunc("/acme/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusNotFound, "malformed", "no such ACME resource")
 	})
@@ -163,23 +201,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// acmeErr is a refusal carrying its RFC 8555 error type.
-type acmeErr struct {
-	status int
-	typ    string
-	detail string
+// Error is a refusal carrying its RFC 8555 error type (the part after
+// "urn:ietf:params:acme:error:"). Backends return it to refuse an order,
+// a validation or a revocation with a specific type.
+type Error struct {
+	Status int
+	Type   string
+	Detail string
 }
 
-func (e *acmeErr) Error() string { return e.typ + ": " + e.detail }
+func (e *Error) Error() string { return e.Type + ": " + e.Detail }
 
 func fail(status int, typ, format string, a ...any) error {
-	return &acmeErr{status: status, typ: typ, detail: fmt.Sprintf(format, a...)}
+	return &Error{Status: status, Type: typ, Detail: fmt.Sprintf(format, a...)}
 }
 
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *acmeErr
+	var ae *Error
 	if errors.As(err, &ae) {
-		s.problem(w, r, ae.status, ae.typ, ae.detail)
+		s.problem(w, r, ae.Status, ae.Type, ae.Detail)
 		return
 	}
 	s.problem(w, r, http.StatusInternalServerError, "serverInternal", "internal error")
@@ -200,6 +240,18 @@ type request struct {
 // JSON, one signature, an allowed algorithm, url equal to the request URL,
 // a nonce not used before, and jwk xor kid as wantJWK says.
 func (s *server) verify(r *http.Request, wantJWK bool) (*request, error) {
+	return s.verifyMode(r, map[bool]keyMode{true: jwkOnly, false: kidOnly}[wantJWK])
+}
+
+type keyMode int
+
+const (
+	kidOnly keyMode = iota
+	jwkOnly
+	either // revokeCert: account key (kid) or certificate key (jwk)
+)
+
+func (s *server) verifyMode(r *http.Request, mode keyMode) (*request, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/jose+json" {
 		return nil, fail(http.StatusUnsupportedMediaType, "malformed", "Content-Type must be application/jose+json")
 	}
@@ -239,13 +291,15 @@ func (s *server) verify(r *http.Request, wantJWK bool) (*request, error) {
 	switch {
 	case h.JSONWebKey != nil && h.KeyID != "":
 		return nil, fail(http.StatusBadRequest, "malformed", "protected header has both jwk and kid")
-	case wantJWK && h.JSONWebKey == nil:
+	case h.JSONWebKey == nil && h.KeyID == "":
+		return nil, fail(http.StatusBadRequest, "malformed", "protected header has neither jwk nor kid")
+	case mode == jwkOnly && h.JSONWebKey == nil:
 		return nil, fail(http.StatusBadRequest, "malformed", "this request must be signed with jwk, not kid")
-	case !wantJWK && h.KeyID == "":
+	case mode == kidOnly && h.KeyID == "":
 		return nil, fail(http.StatusBadRequest, "malformed", "this request must be signed with kid, not jwk")
 	}
 	var key *jose.JSONWebKey
-	if wantJWK {
+	if h.JSONWebKey != nil {
 		if !h.JSONWebKey.Valid() || !h.JSONWebKey.IsPublic() {
 			return nil, fail(http.StatusBadRequest, "badPublicKey", "jwk is not a valid public key")
 		}
