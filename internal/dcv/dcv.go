@@ -107,9 +107,9 @@ func (v *Validator) Validate(ctx context.Context, method, domain, token string) 
 		if err := v.Check(); err != nil {
 			return err
 		}
-		return v.http(ctx, base, token)
+		return v.http(ctx, base, HTTPPath(token), token)
 	case MethodDNS:
-		return v.dns(ctx, base, token)
+		return v.dns(ctx, DNSLabel(base), token)
 	}
 	return fmt.Errorf("dcv: unknown method %q (http-01 or dns-txt)", method)
 }
@@ -124,7 +124,8 @@ func (v *Validator) timeout() time.Duration {
 // maxRedirects bounds the redirects the file method follows.
 const maxRedirects = 10
 
-func (v *Validator) http(ctx context.Context, domain, token string) error {
+// http fetches path from domain and compares the body, trimmed, to want.
+func (v *Validator) http(ctx context.Context, domain, path, want string) error {
 	dial := v.Dial
 	if dial == nil {
 		dial = v.filteredDial
@@ -141,7 +142,7 @@ func (v *Validator) http(ctx context.Context, domain, token string) error {
 	if v.port() == 443 {
 		scheme = "https"
 	}
-	url := fmt.Sprintf("%s://%s%s", scheme, hostPort(domain, v.port(), scheme), HTTPPath(token))
+	url := fmt.Sprintf("%s://%s%s", scheme, hostPort(domain, v.port(), scheme), path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("dcv: %w", err)
@@ -152,15 +153,15 @@ func (v *Validator) http(ctx context.Context, domain, token string) error {
 		if errors.As(err, &ref) {
 			return ref
 		}
-		return fmt.Errorf("%w: GET %s: %v", ErrNotYet, HTTPPath(token), err)
+		return fmt.Errorf("%w: GET %s: %v", ErrNotYet, path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: GET %s answered %s", ErrNotYet, HTTPPath(token), resp.Status)
+		return fmt.Errorf("%w: GET %s answered %s", ErrNotYet, path, resp.Status)
 	}
-	if strings.TrimSpace(string(body)) != token {
-		return fmt.Errorf("%w: the file at %s does not hold the token", ErrNotYet, HTTPPath(token))
+	if strings.TrimSpace(string(body)) != want {
+		return fmt.Errorf("%w: the file at %s does not hold the expected value", ErrNotYet, path)
 	}
 	return nil
 }
@@ -236,24 +237,25 @@ func (v *Validator) resolver() *resolver {
 	return &resolver{addr: v.Resolver, timeout: v.timeout()}
 }
 
-func (v *Validator) dns(ctx context.Context, domain, token string) error {
+// dns looks for a TXT record at label holding token.
+func (v *Validator) dns(ctx context.Context, label, token string) error {
 	if v.Resolver == "" {
 		return errors.New("dcv: no DNS resolver configured (CERTDESK_DCV_RESOLVER)")
 	}
-	txts, err := v.resolver().txt(ctx, DNSLabel(domain))
+	txts, err := v.resolver().txt(ctx, label)
 	if err != nil {
 		var ref *Refusal
 		if errors.As(err, &ref) {
 			return ref
 		}
-		return fmt.Errorf("%w: TXT %s: %v", ErrNotYet, DNSLabel(domain), err)
+		return fmt.Errorf("%w: TXT %s: %v", ErrNotYet, label, err)
 	}
 	for _, t := range txts {
 		if t == token {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: no TXT record %s holds the token", ErrNotYet, DNSLabel(domain))
+	return fmt.Errorf("%w: no TXT record %s holds the token", ErrNotYet, label)
 }
 
 // CAAMethod is the RFC 8657 validationmethods label of method. The file and
