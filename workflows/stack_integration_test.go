@@ -117,6 +117,17 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		}
 		t.Cleanup(wk.Stop)
 	}
+	// The reviewers the tests' decisions name are active staff members
+	// (the decision Updates check them, issue 17).
+	for _, id := range []string{"alice", "bob", "staff_a"} {
+		tok, err := store.GenerateStaffToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateStaff(ctx, id, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &stack{cfg: cfg, tc: tc, mail: mail, store: st, acts: acts, sign: sign, caDir: caDir}
 }
 

@@ -81,7 +81,7 @@ func (s *Store) CreateStaff(ctx context.Context, id, name, token string) error {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%w: staff member %s exists", ErrConflict, id)
 	case pqCode(err) == codeCheckViolation:
-		return fmt.Errorf("store: staff member %q refused (id must look like st_…, name not empty): %w", id, err)
+		return fmt.Errorf("store: staff member %q refused (id: letters, digits, '.', '_', '@' or '-', at most 64; name not empty): %w", id, err)
 	}
 	return fmt.Errorf("store: create staff %s: %w", id, err)
 }
