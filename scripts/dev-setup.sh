@@ -33,21 +33,27 @@ dev_reseller() {
 	DEMO_RESELLER_ID=$(psql "$DATABASE_URL" -Atc "select id from resellers where name = 'Demo Reseller' order by created_at limit 1" 2>/dev/null || true)
 	DEV_SETUP_SUMMARY="  CA certificates  $RUN/ca   (http://127.0.0.1:$HTTP_PORT/repository/ca/<issuer>.pem)
   Demo reseller    ${DEMO_RESELLER_ID:-?}, API key in \$CERTDESK_DEMO_RESELLER_KEY (.run/env)
-  Staff codec      sign in at http://127.0.0.1:$HTTP_PORT/codec/session with \$CERTDESK_STAFF_TOKEN (.run/env)"
+  Staff codec      sign in at http://127.0.0.1:$HTTP_PORT/codec/session with your token (.run/dev-staff.token)"
 }
 
-# staff_cli_env makes the temporal CLI send X-Staff-Id to the codec endpoint:
-# the CLI takes the codec endpoint and Authorization from the environment
-# (TEMPORAL_CODEC_ENDPOINT, TEMPORAL_CODEC_AUTH in .run/env) but codec headers
-# only from --codec-header or from a named environment of its own settings
-# file (~/.config/temporalio/temporal.yaml), selected by TEMPORAL_ENV. This
-# sets that environment's codec-header once; staff change it with
-# `bin/temporal env set --env certdesk -k codec-header -v X-Staff-Id=<id>`.
+# staff_cli_env creates the development staff member once (id
+# ${CERTDESK_STAFF_ID:-st_<login>}) and keeps its personal token in
+# .run/dev-staff.token; write_env exports it as TEMPORAL_CODEC_AUTH, so the
+# temporal CLI's decodes are logged under that id (the codec ignores any
+# X-Staff-Id header) and its decisions name an active staff member.
 staff_cli_env() {
-	if ! "$BIN/temporal" env get --env certdesk -k codec-header 2>/dev/null | grep -q 'X-Staff-Id='; then
-		"$BIN/temporal" env set --env certdesk -k codec-header -v "X-Staff-Id=${CERTDESK_STAFF_ID:-$(id -un)}" >/dev/null 2>&1 &&
-			log "temporal CLI environment \"certdesk\": codec-header X-Staff-Id=${CERTDESK_STAFF_ID:-$(id -un)}"
+	DEV_STAFF_ID=${CERTDESK_STAFF_ID:-st_$(id -un | tr -c 'A-Za-z0-9._@\n-' '_')}
+	if [[ ! -s "$RUN/dev-staff.token" ]]; then
+		(umask 077 && "$BIN/starter" staff add --id "$DEV_STAFF_ID" --name "Development staff ($(id -un))" \
+			2>>"$RUN/logs/staff.log" | tail -n1 | sed 's/^token=//' >"$RUN/dev-staff.token")
+		if [[ -s "$RUN/dev-staff.token" ]]; then
+			log "created the development staff member $DEV_STAFF_ID"
+		else
+			log "could not create staff member $DEV_STAFF_ID (see $RUN/logs/staff.log); TEMPORAL_CODEC_AUTH falls back to the shared staff token"
+		fi
 	fi
+	DEV_SETUP_SUMMARY="$DEV_SETUP_SUMMARY
+  Staff member     $DEV_STAFF_ID, token in \$TEMPORAL_CODEC_AUTH (.run/env); decisions name \"reviewer\":\"$DEV_STAFF_ID\""
 }
 
 # write_env writes .run/env: everything CertDesk's commands (bin/starter,
@@ -75,12 +81,13 @@ export CERTDESK_SMTP_HOST=$(q "$CERTDESK_SMTP_HOST") CERTDESK_SMTP_PORT=$(q "$CE
 export CERTDESK_HTTP_ADDR=$(q "$CERTDESK_HTTP_ADDR")
 export CERTDESK_PUBLIC_BASE_URL=$(q "$CERTDESK_PUBLIC_BASE_URL")
 # the temporal CLI (bin/temporal): server, namespace and the starter's codec,
-# so that payloads are encrypted and results decoded; X-Staff-Id comes from
-# the CLI's own environment "certdesk" (bin/temporal env get --env certdesk)
+# so that payloads are encrypted and results decoded; TEMPORAL_CODEC_AUTH is
+# the development staff member's personal token (the access log names it)
 export TEMPORAL_ADDRESS=$(q "$CERTDESK_TEMPORAL_ADDRESS")
 export TEMPORAL_NAMESPACE=default
 export TEMPORAL_CODEC_ENDPOINT=$(q "http://127.0.0.1:$HTTP_PORT/codec")
-export TEMPORAL_CODEC_AUTH=$(q "Bearer $CERTDESK_STAFF_TOKEN")
+export TEMPORAL_CODEC_AUTH=$(q "Bearer $(cat "$RUN/dev-staff.token" 2>/dev/null || printf '%s' "$CERTDESK_STAFF_TOKEN")")
+export CERTDESK_STAFF_ID=$(q "${DEV_STAFF_ID:-}")
 export TEMPORAL_ENV=certdesk
 # the README's walk-throughs
 export CERTDESK_DEMO_RESELLER_ID=$(q "${DEMO_RESELLER_ID:-}")

@@ -12,6 +12,9 @@
 //	                        create a reseller; prints its API key alone on the last line
 //	starter reseller rotate-key --id rs_…   replace a reseller's key (prints the new one)
 //	starter reseller disable --id rs_…      stop a reseller's key from authenticating
+//	starter staff add --id st_… --name NAME create a staff member; prints token=… on the last line
+//	starter staff disable --id st_…         stop a staff member's token and decisions
+//	starter staff list                      staff members and their status (no secrets)
 package main
 
 import (
@@ -63,8 +66,10 @@ func run(args []string, stdout io.Writer) error {
 		return nil
 	case "reseller":
 		return resellerCommand(args, stdout)
+	case "staff":
+		return staffCommand(args, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, config, reseller)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, config, reseller, staff)", cmd)
 	}
 }
 
@@ -125,7 +130,7 @@ func serve() error {
 	}
 	defer tc.Close()
 	if cfg.StaffToken == "" {
-		log.Warn("CERTDESK_STAFF_TOKEN is not set: the /codec endpoints for the Temporal UI are disabled")
+		log.Info("CERTDESK_STAFF_TOKEN is not set: /codec admits personal staff tokens only (`starter staff add`)")
 	}
 
 	api, err := httpapi.New(httpapi.Deps{Config: httpapi.ConfigFrom(cfg), DB: pool, Store: st, Temporal: tc, Codec: cdc, Log: log})
@@ -260,6 +265,85 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 		return nil
 	}
 	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable)", sub)
+}
+
+// staffCommand runs `starter staff add|disable|list`.
+func staffCommand(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("staff: use `staff add --id st_… --name NAME`, `staff disable --id st_…` or `staff list`")
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool, nil); err != nil {
+		return err
+	}
+	st, err := openStore(cfg, pool)
+	if err != nil {
+		return err
+	}
+	return staffAdmin(ctx, st, args, stdout)
+}
+
+// staffAdmin is the staff subcommand on an open store (tests call it
+// directly). The personal token is printed once, as "token=…" on the last
+// line of stdout (`tail -n1 | cut -d= -f2-`); only its keyed digest is stored.
+func staffAdmin(ctx context.Context, st *store.Store, args []string, stdout io.Writer) error {
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("staff "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "display name")
+	id := fs.String("id", "", "staff id (st_…)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("staff %s: %w", sub, err)
+	}
+	switch sub {
+	case "add":
+		if *id == "" || *name == "" {
+			return errors.New("staff add: --id st_… and --name are required")
+		}
+		tok, err := store.GenerateStaffToken()
+		if err != nil {
+			return err
+		}
+		if err := st.CreateStaff(ctx, *id, *name, tok); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "staff member %s (%s) created; token prefix %s\n", *id, *name, tok[:store.APIKeyPrefixLen])
+		fmt.Fprintln(stdout, "the personal token follows; it is shown only once (use it as TEMPORAL_CODEC_AUTH=\"Bearer <token>\"):")
+		fmt.Fprintln(stdout, "token="+tok)
+		return nil
+	case "disable":
+		if *id == "" {
+			return errors.New("staff disable: --id is required")
+		}
+		if err := st.DisableStaff(ctx, *id, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "staff member %s disabled\n", *id)
+		return nil
+	case "list":
+		all, err := st.ListStaff(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			status := "active"
+			if !m.Active() {
+				status = "disabled " + m.DisabledAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", m.ID, m.DisplayName, m.TokenPrefix, status)
+		}
+		return nil
+	}
+	return fmt.Errorf("staff: unknown subcommand %q (add, disable, list)", sub)
 }
 
 // randomID returns 2n lower-case hex characters from crypto/rand.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
@@ -60,6 +61,12 @@ var perspectiveCAAOutcomes map[string]string
 // testStart is when every workflow test's mock clock starts.
 var testStart = time.Now().UTC().Truncate(time.Hour)
 
+// staffDecisions are the decisions the current test's workflows audited.
+var staffDecisions []activities.StaffDecisionInput
+
+// refusedStaff are the reviewers the mocked CheckStaff refuses.
+var refusedStaff map[string]bool
+
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
@@ -104,5 +111,18 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *notices) {
 			n.list = append(n.list, sentNotice{At: env.Now(), To: in.Recipient, Notice: in.Message.Notice, Key: in.Message.IdempotencyKey, Data: in.Message.Data})
 			return activities.NotifyResult{MessageID: "<m@test>"}, nil
 		}).Maybe()
+	// Every reviewer is an active staff member unless refusedStaff names it.
+	refusedStaff = map[string]bool{"st_disabled": true, "nobody": true}
+	env.OnActivity(a.CheckStaff, mock.Anything, mock.Anything).Return(func(_ context.Context, id string) error {
+		if refusedStaff[id] {
+			return temporal.NewNonRetryableApplicationError("reviewer "+id+" is not an active staff member", activities.ErrTypeStaffRefused, nil)
+		}
+		return nil
+	}).Maybe()
+	staffDecisions = nil
+	env.OnActivity(a.AuditStaffDecision, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StaffDecisionInput) error {
+		staffDecisions = append(staffDecisions, in)
+		return nil
+	}).Maybe()
 	return env, n
 }

@@ -105,12 +105,49 @@ func TestClientSignLifecycleOnStack(t *testing.T) {
 		t.Fatalf("code refused: %+v", cr)
 	}
 	waitStatus(t, s.tc, verWF, func(v VerificationState) bool { return v.Status == VerAwaitingStaff })
+	// A decision by someone who is not an active staff member is refused
+	// (issue 17): unknown, or disabled.
+	carolTok, _ := store.GenerateStaffToken()
+	if err := s.store.CreateStaff(ctx, "carol", "Carol", carolTok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.DisableStaff(ctx, "carol", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"mallory", "carol"} {
+		uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		h, err := s.tc.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{WorkflowID: verWF, UpdateName: ConfirmIdentityUpdate,
+			Args:         []any{IdentityDecision{Decision: "confirm", Reviewer: who, Evidence: "forged"}},
+			WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err == nil {
+			var ignored VerificationState
+			err = h.Get(uctx, &ignored)
+		}
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "staff member") {
+			t.Fatalf("confirm-identity by %s: %v, want refused", who, err)
+		}
+	}
 	var vs VerificationState
 	update(t, s.tc, verWF, ConfirmIdentityUpdate, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "passport scan #12"}, &vs)
 
 	waitStatus(t, s.tc, ApplicationWorkflowID(appID), func(a ApplicationState) bool { return a.Status == status.AppAwaitingReview })
 	var as ApplicationState
 	update(t, s.tc, ApplicationWorkflowID(appID), ReviewUpdate, ReviewDecision{Decision: "approve", Reviewer: "alice"}, &as)
+	// Both decisions are audited under their reviewers.
+	events, err := s.store.ListAudit(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := map[string]bool{}
+	for _, e := range events {
+		if e.Action == "staff.decided" {
+			audited[e.Actor+" "+e.ObjectRef] = true
+		}
+	}
+	if !audited["staff:bob case:"+verWF] || !audited["staff:alice case:"+ApplicationWorkflowID(appID)] || audited["staff:carol case:"+verWF] {
+		t.Fatalf("staff decisions audited: %v", audited)
+	}
 
 	var res ApplicationResult
 	gctx, cancel := context.WithTimeout(ctx, 90*time.Second)

@@ -110,6 +110,16 @@ func newPDStack(t *testing.T) *pdStack {
 		}
 		t.Cleanup(wk.Stop)
 	}
+	// The reviewers the tests' decisions name are active staff members.
+	for _, id := range []string{"alice", "bob"} {
+		tok, err := store.GenerateStaffToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateStaff(context.Background(), id, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &pdStack{cfg: cfg, pool: pool, tc: tc, mail: mail, store: st, acts: acts, caDir: caDir, queue: queue, suffix: suffix}
 }
 

@@ -226,6 +226,18 @@ func (w *revocationCase) run(ctx workflow.Context) (RevocationResult, error) {
 	if w.complete {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, ConfirmKeyCompromiseUpdate,
 			func(ctx workflow.Context, d ReviewDecision) (RevocationState, error) {
+				checked, err := checkReviewer(ctx, d.Reviewer)
+				if err != nil {
+					return RevocationState{}, err
+				}
+				if checked {
+					if err := auditDecision(ctx, ConfirmKeyCompromiseUpdate, d.Reviewer, d.Decision); err != nil {
+						return RevocationState{}, err
+					}
+					if !w.confirming || w.decision != nil {
+						return RevocationState{}, fmt.Errorf("revocation of %s is not awaiting a key compromise confirmation", w.in.Serial)
+					}
+				}
 				w.decision = &d
 				return w.state, nil
 			},

@@ -172,6 +172,17 @@ func newStack(t testing.TB, extra map[string]string) *stack {
 		}
 		t.Cleanup(wk.Stop)
 	}
+	// The reviewers the tests' decisions name are active staff members
+	// (the decision Updates check them, issue 17).
+	for _, id := range []string{"alice", "bob", "staff_a"} {
+		tok, err := store.GenerateStaffToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateStaff(ctx, id, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := sw.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -190,6 +190,18 @@ func (w *verification) setup(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, ConfirmIdentityUpdate,
 		func(ctx workflow.Context, d IdentityDecision) (VerificationState, error) {
+			checked, err := checkReviewer(ctx, d.Reviewer)
+			if err != nil {
+				return VerificationState{}, err
+			}
+			if checked {
+				if err := auditDecision(ctx, ConfirmIdentityUpdate, d.Reviewer, d.Decision); err != nil {
+					return VerificationState{}, err
+				}
+				if w.state.Status != VerAwaitingStaff || w.state.Decision != nil {
+					return VerificationState{}, fmt.Errorf("verification %s is %s, not waiting for staff", w.in.VerificationID, w.state.Status)
+				}
+			}
 			w.state.Decision = &d
 			w.staffCh.Send(ctx, d)
 			return w.state, nil

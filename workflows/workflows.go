@@ -155,6 +155,40 @@ func startDeadlineWatch(ctx workflow.Context, d deadlineWatch) (stop func()) {
 	return cancel
 }
 
+// checkReviewer refuses a decision whose reviewer is not an active staff
+// member (issue 17). Workflows do no I/O, so a local activity asks the staff
+// table; it runs in the Update handler, not the validator (validators must
+// not block). Histories from before the check replay without it. checked
+// says whether the activity ran (the handler yielded).
+func checkReviewer(ctx workflow.Context, reviewer string) (checked bool, err error) {
+	if workflow.GetVersion(ctx, "review-staff-checked", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false, nil
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, staffCheckOptions())
+	var a *activities.Activities
+	return true, workflow.ExecuteLocalActivity(lctx, a.CheckStaff, reviewer).Get(ctx, nil)
+}
+
+// auditDecision records a checked staff decision with its reviewer as the
+// audit actor, before the case acts on it.
+func auditDecision(ctx workflow.Context, update, reviewer, decision string) error {
+	lctx := workflow.WithLocalActivityOptions(ctx, staffCheckOptions())
+	var a *activities.Activities
+	return workflow.ExecuteLocalActivity(lctx, a.AuditStaffDecision, activities.StaffDecisionInput{
+		Reviewer: reviewer, Update: update, Subject: workflow.GetInfo(ctx).WorkflowExecution.ID, Decision: decision,
+	}).Get(ctx, nil)
+}
+
+// staffCheckOptions bound the staff check by what a caller waiting on the
+// Update can bear: a database outage fails the decision (the reviewer sends
+// it again) rather than holding the call for days.
+func staffCheckOptions() workflow.LocalActivityOptions {
+	o := localActivityOptions()
+	o.ScheduleToCloseTimeout = time.Minute
+	o.StartToCloseTimeout = 10 * time.Second
+	return o
+}
+
 // Registry is what Register needs of a worker.
 type Registry interface {
 	RegisterWorkflow(w interface{})
@@ -184,6 +218,23 @@ func registerReview[T any](ctx workflow.Context, what func() string, awaiting fu
 	ch := workflow.NewBufferedChannel(ctx, 1)
 	err := workflow.SetUpdateHandlerWithOptions(ctx, ReviewUpdate,
 		func(ctx workflow.Context, d ReviewDecision) (T, error) {
+			checked, err := checkReviewer(ctx, d.Reviewer)
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+			if checked {
+				if err := auditDecision(ctx, ReviewUpdate, d.Reviewer, d.Decision); err != nil {
+					var zero T
+					return zero, err
+				}
+				// The check and audit yielded: another decision may have
+				// been taken meanwhile.
+				if !awaiting() || decided() {
+					var zero T
+					return zero, fmt.Errorf("%s is not awaiting review", what())
+				}
+			}
 			record(d)
 			ch.Send(ctx, d)
 			return state(), nil

@@ -361,6 +361,15 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	s.ResellerKey = strings.TrimSpace(lines[len(lines)-1])
 
+	// The staff members the chaos and bench decisions name: a decision's
+	// reviewer must be an active staff member (CheckStaff). Their tokens
+	// are not needed (the Update goes straight to Temporal).
+	for _, id := range []string{"chaos-reviewer", "chaos-staff"} {
+		if out, err := s.run(ctx, "starter", "staff", "add", "-id", id, "-name", id); err != nil && !strings.Contains(string(out)+err.Error(), "exists") {
+			return s, fmt.Errorf("starter staff add %s: %v: %s", id, err, out)
+		}
+	}
+
 	// Temporal client with the payload codec.
 	copts, err := temporalclient.WithCodec(client.Options{HostPort: s.TemporalAddr, Namespace: "default", Logger: QuietLogger{}}, codecKey)
 	if err != nil {

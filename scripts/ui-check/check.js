@@ -2,6 +2,8 @@
 // shows a workflow's payloads decoded for a signed-in staff member, and
 // encrypted without the staff session. Usage:
 //   node check.js UI_URL STARTER_URL WORKFLOW_ID RUN_ID STAFF_TOKEN NEEDLE OUTDIR
+// (STAFF_TOKEN: a personal token from `starter staff add`; the session is
+// logged under its staff id)
 // Needs playwright-core and Debian's chromium.
 const { chromium } = require('playwright-core');
 const [ui, starter, wid, runId, token, needle, out] = process.argv.slice(2);
@@ -12,7 +14,6 @@ async function view(signIn, shot) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } });
   if (signIn) {
     await page.goto(starter + '/codec/session');
-    await page.fill('input[name=staff_id]', 'ui.check');
     await page.fill('input[name=token]', token);
     await Promise.all([page.waitForLoadState('load'), page.click('button, input[type=submit]')]);
   }

@@ -263,8 +263,18 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		if bytes.Contains(body, []byte(alice.Email)) {
 			t.Fatal("raw history input in clear")
 		}
-		hdr := map[string]string{"Content-Type": "application/json", "X-Staff-Id": "alice.staff", "X-Namespace": "default"}
-		r := s.do("POST", "/codec/decode", s.staffToken, body, hdr)
+		// Personal staff tokens (`starter staff add`); a claimed X-Staff-Id
+		// is ignored, the access log names the token's owner.
+		aliceTok, _ := store.GenerateStaffToken()
+		carolTok, _ := store.GenerateStaffToken()
+		if err := s.st.CreateStaff(context.Background(), "st_alice.staff", "Alice", aliceTok); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.st.CreateStaff(context.Background(), "st_carol.staff", "Carol", carolTok); err != nil {
+			t.Fatal(err)
+		}
+		hdr := map[string]string{"Content-Type": "application/json", "X-Staff-Id": "mallory.staff", "X-Namespace": "default"}
+		r := s.do("POST", "/codec/decode", aliceTok, body, hdr)
 		if r.code != 200 {
 			t.Fatalf("decode: %d %s", r.code, r.body)
 		}
@@ -284,7 +294,10 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		}
 		found := false
 		for _, a := range acc {
-			found = found || a.StaffID == "alice.staff"
+			found = found || a.StaffID == "st_alice.staff"
+			if a.StaffID == "mallory.staff" {
+				t.Errorf("a self-asserted X-Staff-Id is in the access log: %+v", a)
+			}
 			for _, secret := range secrets {
 				if strings.Contains(a.Purpose+a.Channel+a.PersonRef, secret) {
 					t.Errorf("staff access log row holds %q", secret)
@@ -305,7 +318,10 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		if r := s.do("POST", "/codec/session", "", "staff_id=carol.staff&token=wrong-token-0123456789", form); r.code != 401 {
 			t.Fatalf("session with a wrong token: %d %s", r.code, r.body)
 		}
-		r = s.do("POST", "/codec/session", "", "staff_id=carol.staff&token="+url.QueryEscape(s.staffToken), form)
+		if r := s.do("POST", "/codec/session", "", "staff_id=carol.staff&token="+url.QueryEscape(s.staffToken), form); r.code != 401 {
+			t.Fatalf("session with the shared token and a claimed id: %d %s", r.code, r.body)
+		}
+		r = s.do("POST", "/codec/session", "", "token="+url.QueryEscape(carolTok), form)
 		cookie := r.hdr.Get("Set-Cookie")
 		if r.code != 200 || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") || !strings.Contains(cookie, "Path=/codec") {
 			t.Fatalf("session: %d %s %q", r.code, r.body, cookie)
@@ -323,7 +339,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		acc, _ = s.st.ListStaffAccessByPerson(context.Background(), "sub_"+appA)
 		found = false
 		for _, a := range acc {
-			found = found || (a.StaffID == "carol.staff" && strings.Contains(a.Channel, "Web UI"))
+			found = found || (a.StaffID == "st_carol.staff" && strings.Contains(a.Channel, "Web UI"))
 		}
 		if !found {
 			t.Fatalf("UI decode not logged under the session's staff id: %+v", acc)

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"mime"
@@ -33,41 +34,88 @@ const maxCodecBody = 8 << 20
 
 var staffIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
-// staffOnly admits requests bearing CERTDESK_STAFF_TOKEN (Authorization:
-// Bearer, as the `temporal` CLI sends with --codec-auth) or a staff session
-// cookie (what the Temporal Web UI sends with "include cross-origin
-// credentials"; see /codec/session), and adds the CORS headers the UI needs.
+// staffOnly admits requests bearing a personal staff token (Authorization:
+// Bearer, as the `temporal` CLI sends TEMPORAL_CODEC_AUTH or --codec-auth)
+// or a staff session cookie (what the Temporal Web UI sends with "include
+// cross-origin credentials"; see /codec/session), and adds the CORS headers
+// the UI needs. The staff id in the access log (O8) is always the one the
+// credential proves, never a header the caller chose. The shared
+// CERTDESK_STAFF_TOKEN, when set, still admits scripts but is logged as
+// "staff-token" (nobody in particular).
 func (s *Server) staffOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.cors(w, r)
 		if !s.codecEnabled() {
 			s.problem(w, r, api.New(http.StatusServiceUnavailable, api.TypeUnavailable,
-				"the codec endpoints are disabled: set CERTDESK_CODEC_KEY and CERTDESK_STAFF_TOKEN (16+ characters)"))
+				"the codec endpoints are disabled: set CERTDESK_CODEC_KEY and add staff with `starter staff add`"))
 			return
 		}
-		staff := ""
-		if tok, ok := bearer(r); ok && s.staffTokenOK(tok) {
-			staff = r.Header.Get("X-Staff-Id")
-			if !staffIDPattern.MatchString(staff) {
-				staff = "staff-token"
+		staff, refused := "", ""
+		if tok, ok := bearer(r); ok {
+			switch id, err := s.authenticateStaff(r.Context(), tok); {
+			case err == nil:
+				staff = id
+			case errors.Is(err, ErrStaffRefused):
+				refused = "this staff token is unknown or its staff member is disabled"
+			default:
+				s.internalError(w, r, "authenticate staff", err)
+				return
 			}
 		} else if c, err := r.Cookie(staffCookie); err == nil {
-			staff, _ = s.openSession(c.Value)
+			if id, ok := s.openSession(c.Value); ok {
+				active, err := s.staffActive(r.Context(), id)
+				if err != nil {
+					s.internalError(w, r, "check staff session", err)
+					return
+				}
+				if active {
+					staff = id
+				} else {
+					refused = "this staff member is disabled"
+				}
+			}
 		}
 		if staff == "" {
 			if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="certdesk-staff"`)
-			s.problem(w, r, api.New(http.StatusUnauthorized, api.TypeUnauthorized,
-				"send the staff token as Authorization: Bearer <CERTDESK_STAFF_TOKEN>, or sign in at /codec/session"))
+			if refused == "" {
+				refused = "send your personal staff token as Authorization: Bearer <token> (TEMPORAL_CODEC_AUTH), or sign in at /codec/session"
+			}
+			s.problem(w, r, api.New(http.StatusUnauthorized, api.TypeUnauthorized, refused))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxStaff, staff)))
 	})
 }
 
-func (s *Server) codecEnabled() bool { return s.codec != nil && len(s.cfg.StaffToken) >= 16 }
+func (s *Server) codecEnabled() bool {
+	return s.codec != nil && (s.staff != nil || len(s.cfg.StaffToken) >= 16)
+}
+
+// authenticateStaff returns the staff id a bearer token proves.
+func (s *Server) authenticateStaff(ctx context.Context, tok string) (string, error) {
+	if len(s.cfg.StaffToken) >= 16 && s.staffTokenOK(tok) {
+		return sharedStaffID, nil
+	}
+	if s.staff == nil {
+		return "", ErrStaffRefused
+	}
+	return s.staff.Authenticate(ctx, tok)
+}
+
+// staffActive: may a signed-in staff member still act?
+func (s *Server) staffActive(ctx context.Context, id string) (bool, error) {
+	if s.staff == nil {
+		return false, nil
+	}
+	return s.staff.Active(ctx, id)
+}
+
+// sharedStaffID is how the shared CERTDESK_STAFF_TOKEN appears in the access
+// log: it proves no person, so no person is named.
+const sharedStaffID = "staff-token"
 
 func (s *Server) staffTokenOK(tok string) bool {
 	want := sha256.Sum256([]byte(s.cfg.StaffToken))
@@ -76,8 +124,9 @@ func (s *Server) staffTokenOK(tok string) bool {
 }
 
 // Staff sessions for the Web UI: a cookie "<base64url(staff|expiry)>.<mac>"
-// signed with a key derived from the staff token (rotating the token ends
-// every session). HttpOnly, SameSite=Lax, Path=/codec: sent by the UI's
+// signed with the server's session key (derived from CERTDESK_STAFF_TOKEN
+// when set, else random per process). Each request re-checks that the staff
+// member is still active. HttpOnly, SameSite=Lax, Path=/codec: sent by the UI's
 // cross-origin fetch when UI and starter are the same site (same host, or
 // subdomains of one domain), never by cross-site forms.
 const (
@@ -86,8 +135,7 @@ const (
 )
 
 func (s *Server) sessionMAC(payload string) []byte {
-	key := sha256.Sum256([]byte("certdesk codec session|" + s.cfg.StaffToken))
-	m := hmac.New(sha256.New, key[:])
+	m := hmac.New(sha256.New, s.sessionKey)
 	m.Write([]byte(payload))
 	return m.Sum(nil)
 }
@@ -122,10 +170,9 @@ const sessionForm = `<!doctype html>
 <h1>CertDesk codec sign-in</h1>
 <p>Sign in so the Temporal Web UI can decrypt workflow payloads through this codec server.
 Then, in the UI's codec settings, set the endpoint to <code>%s/codec</code> and turn on
-"include cross-origin credentials". Every decode is recorded in the staff access log under your name.</p>
+"include cross-origin credentials". Every decode is recorded in the staff access log under your staff id.</p>
 <form method="post" action="/codec/session">
-<p><label>Your staff id <input name="staff_id" required pattern="[A-Za-z0-9._@-]{1,64}"></label></p>
-<p><label>Staff token <input name="token" type="password" required></label></p>
+<p><label>Your personal staff token (from <code>starter staff add</code>) <input name="token" type="password" required></label></p>
 <p><button>Sign in for 8 hours</button></p>
 </form>
 </body></html>
@@ -155,18 +202,28 @@ func (s *Server) codecSession(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, api.New(http.StatusBadRequest, api.TypeMalformedRequest, "the form could not be read"))
 		return
 	}
-	staff := r.PostForm.Get("staff_id")
-	if !staffIDPattern.MatchString(staff) {
-		var v api.Validation
-		v.Add("staff_id", "invalid", "letters, digits, '.', '_', '@' or '-', at most 64")
-		s.problem(w, r, v.Problem())
+	// Only a personal token signs in: the session names whom it proves. A
+	// staff_id field (the old form) must agree with it.
+	staff, err := "", error(nil)
+	if s.staff != nil {
+		staff, err = s.staff.Authenticate(r.Context(), r.PostForm.Get("token"))
+	} else {
+		err = ErrStaffRefused
+	}
+	if err == nil {
+		if claimed := r.PostForm.Get("staff_id"); claimed != "" && claimed != staff {
+			err = ErrStaffRefused
+		}
+	}
+	if err != nil && !errors.Is(err, ErrStaffRefused) {
+		s.internalError(w, r, "authenticate staff", err)
 		return
 	}
-	if !s.staffTokenOK(r.PostForm.Get("token")) {
+	if err != nil || !staffIDPattern.MatchString(staff) {
 		if !s.allow(w, r, s.publicLimiter, s.clientIP(r)) {
 			return
 		}
-		s.problem(w, r, api.New(http.StatusUnauthorized, api.TypeUnauthorized, "the staff token is not correct"))
+		s.problem(w, r, api.New(http.StatusUnauthorized, api.TypeUnauthorized, "this is not the personal token of an active staff member"))
 		return
 	}
 	exp := s.now().Add(staffSessionTTL)
@@ -198,7 +255,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace, X-Staff-Id")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
 	h.Set("Access-Control-Max-Age", "600")
 }
 
@@ -255,7 +312,7 @@ func (s *Server) codecEncode(w http.ResponseWriter, r *http.Request) {
 }
 
 // codecDecode decrypts payloads for a staff tool and records the access in
-// the staff access log (O8): who (X-Staff-Id, else the token's owner),
+// the staff access log (O8): who (the authenticated staff id),
 // whose data (the subscriber and case ids found in the payloads, never the
 // data itself), through which channel.
 func (s *Server) codecDecode(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,9 @@ type Deps struct {
 	Codec    PayloadCodec // the payload codec served at /codec; nil disables it
 	Log      *slog.Logger
 	Limits   Limits // the zero value means DefaultLimits
+	// StaffAuth authenticates staff at /codec; nil means personal tokens
+	// from Store (`starter staff add`).
+	StaffAuth StaffAuthenticator
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -82,17 +86,20 @@ type Deps struct {
 // the CA repository (CA certificates, CRLs, OCSP), the staff codec for the
 // Temporal tools, health, metrics and /openapi.yaml.
 type Server struct {
-	cfg      Config
-	db       Pinger
-	st       Store
-	tc       Temporal
-	codec    PayloadCodec
-	log      *slog.Logger
-	limits   Limits
-	now      func() time.Time
-	profiles *pki.ProfileSet
-	repo     *caRepository
-	metrics  *metrics
+	cfg   Config
+	db    Pinger
+	st    Store
+	tc    Temporal
+	codec PayloadCodec
+	staff StaffAuthenticator
+	// sessionKey signs staff session cookies.
+	sessionKey []byte
+	log        *slog.Logger
+	limits     Limits
+	now        func() time.Time
+	profiles   *pki.ProfileSet
+	repo       *caRepository
+	metrics    *metrics
 
 	ocspCache  ocspCache
 	ocspParsed ocspParsed
@@ -143,6 +150,13 @@ func New(d Deps) (*Server, error) {
 		resellerLimiter: newLimiterSet(d.Limits.ResellerRate, d.Limits.ResellerBurst),
 		publicLimiter:   newLimiterSet(d.Limits.PublicRate, d.Limits.PublicBurst),
 		codeLimiter:     newLimiterSet(d.Limits.CodeRate, d.Limits.CodeBurst),
+		staff:           staffAuthFor(d),
+		sessionKey:      newSessionKey(),
+	}
+	if d.Config.StaffToken != "" {
+		// Sessions survive a restart and span starters sharing the token.
+		k := sha256.Sum256([]byte("certdesk codec session|" + d.Config.StaffToken))
+		s.sessionKey = k[:]
 	}
 	if s.cfg.CADir != "" {
 		repo, err := loadCARepository(s.cfg.CADir)

@@ -178,6 +178,17 @@ func newStack(t *testing.T) *stack {
 	ts.Listener = l
 	ts.Start()
 	t.Cleanup(ts.Close)
+	// The reviewers the tests' decisions name are active staff members
+	// (the decision Updates check them, issue 17).
+	for _, id := range []string{"alice", "bob", "staff_a"} {
+		tok, err := store.GenerateStaffToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateStaff(ctx, id, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &stack{t: t, cfg: cfg, pool: pool, st: st, tc: tc, mail: mail, srv: s, url: base,
 		codecKey: codecKey, staffToken: cfg.StaffToken, frontend: dev.FrontendHostPort()}
 }

@@ -380,8 +380,9 @@ type IdempotencyKey = string
 
 // CreateCodecSessionFormdataBody defines parameters for CreateCodecSession.
 type CreateCodecSessionFormdataBody struct {
-	StaffId string `form:"staff_id" json:"staff_id"`
-	Token   string `form:"token" json:"token"`
+	// StaffId optional; must name the token's staff member
+	StaffId *string `form:"staff_id,omitempty" json:"staff_id,omitempty"`
+	Token   string  `form:"token" json:"token"`
 }
 
 // CreateApplicationParams defines parameters for CreateApplication.
@@ -662,22 +663,23 @@ type ClientInterface interface {
 	// GetCodecSessionForm sign-in form for the Temporal Web UI (text/html)
 	//
 	// The Temporal UI cannot send a static bearer token to a codec server.
-	// Staff sign in here once (staff id and CERTDESK_STAFF_TOKEN); the
-	// answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
+	// Staff sign in here once with their personal staff token (`starter
+	// staff add`; a disabled member is refused); the answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
 	// which the UI sends when its codec setting "include cross-origin
-	// credentials" is on. Decodes are then logged under that staff id.
+	// credentials" is on. Decodes are then logged under the token's staff id,
+	// and each request re-checks that the member is still active.
 	//
 	// Corresponds with GET /codec/session (the `GetCodecSessionForm` operationId).
 	GetCodecSessionForm(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateCodecSessionWithBody sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+	// CreateCodecSessionWithBody sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /codec/session (the `CreateCodecSession` operationId).
 	CreateCodecSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateCodecSessionWithFormdataBody sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+	// CreateCodecSessionWithFormdataBody sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1086,10 +1088,11 @@ func (c *Client) CodecEncode(ctx context.Context, body CodecEncodeJSONRequestBod
 // GetCodecSessionForm sign-in form for the Temporal Web UI (text/html)
 //
 // The Temporal UI cannot send a static bearer token to a codec server.
-// Staff sign in here once (staff id and CERTDESK_STAFF_TOKEN); the
-// answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
+// Staff sign in here once with their personal staff token (`starter
+// staff add`; a disabled member is refused); the answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
 // which the UI sends when its codec setting "include cross-origin
-// credentials" is on. Decodes are then logged under that staff id.
+// credentials" is on. Decodes are then logged under the token's staff id,
+// and each request re-checks that the member is still active.
 //
 // Corresponds with GET /codec/session (the `GetCodecSessionForm` operationId).
 func (c *Client) GetCodecSessionForm(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1104,7 +1107,7 @@ func (c *Client) GetCodecSessionForm(ctx context.Context, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// CreateCodecSessionWithBody sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+// CreateCodecSessionWithBody sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 //
 // Takes any type of body and a specified content type.
 //
@@ -1121,7 +1124,7 @@ func (c *Client) CreateCodecSessionWithBody(ctx context.Context, contentType str
 	return c.Client.Do(req)
 }
 
-// CreateCodecSessionWithFormdataBody sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+// CreateCodecSessionWithFormdataBody sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2937,24 +2940,25 @@ type ClientWithResponsesInterface interface {
 	// GetCodecSessionFormWithResponse sign-in form for the Temporal Web UI (text/html)
 	//
 	// The Temporal UI cannot send a static bearer token to a codec server.
-	// Staff sign in here once (staff id and CERTDESK_STAFF_TOKEN); the
-	// answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
+	// Staff sign in here once with their personal staff token (`starter
+	// staff add`; a disabled member is refused); the answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
 	// which the UI sends when its codec setting "include cross-origin
-	// credentials" is on. Decodes are then logged under that staff id.
+	// credentials" is on. Decodes are then logged under the token's staff id,
+	// and each request re-checks that the member is still active.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /codec/session (the `GetCodecSessionForm` operationId).
 	GetCodecSessionFormWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCodecSessionFormResponse, error)
 
-	// CreateCodecSessionWithBodyWithResponse sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+	// CreateCodecSessionWithBodyWithResponse sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /codec/session (the `CreateCodecSession` operationId).
 	CreateCodecSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCodecSessionResponse, error)
 
-	// CreateCodecSessionWithFormdataBodyWithResponse sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+	// CreateCodecSessionWithFormdataBodyWithResponse sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3503,8 +3507,6 @@ type CreateCodecSessionResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *Problem
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Problem
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3515,11 +3517,6 @@ func (r CreateCodecSessionResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CreateCodecSessionResponse) GetApplicationproblemJSON415() *Problem {
 	return r.ApplicationproblemJSON415
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r CreateCodecSessionResponse) GetApplicationproblemJSON422() *Problem {
-	return r.ApplicationproblemJSON422
 }
 
 // GetBody returns the raw response body bytes
@@ -4771,10 +4768,11 @@ func (c *ClientWithResponses) CodecEncodeWithResponse(ctx context.Context, body 
 // GetCodecSessionFormWithResponse sign-in form for the Temporal Web UI (text/html)
 //
 // The Temporal UI cannot send a static bearer token to a codec server.
-// Staff sign in here once (staff id and CERTDESK_STAFF_TOKEN); the
-// answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
+// Staff sign in here once with their personal staff token (`starter
+// staff add`; a disabled member is refused); the answer sets an 8-hour HttpOnly, SameSite=Lax cookie scoped to /codec,
 // which the UI sends when its codec setting "include cross-origin
-// credentials" is on. Decodes are then logged under that staff id.
+// credentials" is on. Decodes are then logged under the token's staff id,
+// and each request re-checks that the member is still active.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4787,7 +4785,7 @@ func (c *ClientWithResponses) GetCodecSessionFormWithResponse(ctx context.Contex
 	return ParseGetCodecSessionFormResponse(rsp)
 }
 
-// CreateCodecSessionWithBodyWithResponse sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+// CreateCodecSessionWithBodyWithResponse sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4800,7 +4798,7 @@ func (c *ClientWithResponses) CreateCodecSessionWithBodyWithResponse(ctx context
 	return ParseCreateCodecSessionResponse(rsp)
 }
 
-// CreateCodecSessionWithFormdataBodyWithResponse sign in (application/x-www-form-urlencoded staff_id, token); sets the session cookie
+// CreateCodecSessionWithFormdataBodyWithResponse sign in (application/x-www-form-urlencoded token; an optional staff_id must be the token's); sets the session cookie
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5489,13 +5487,6 @@ func ParseCreateCodecSessionResponse(rsp *http.Response) (*CreateCodecSessionRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Problem
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
 
 	}
 
