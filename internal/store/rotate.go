@@ -28,6 +28,8 @@ var encryptedTables = []encryptedTable{
 	{"disclosure_packages", "id", []string{"json_enc", "html_enc"}},
 	{"disclosure_drafts", "request_id", []string{"json_enc", "html_enc"}},
 	{"inquiries", "id", []string{"contact_enc", "body_enc", "answer_enc"}},
+	{"acme_eab_credentials", "kid", []string{"hmac_key_enc"}},
+	{"acme_accounts", "id", []string{"contact_enc"}},
 }
 
 // rotateBatch is how many rows one rotation transaction rewrites: small
