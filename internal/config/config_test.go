@@ -33,6 +33,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"CERTDESK_SMTP_TIMEOUT", "-1s", "CERTDESK_SMTP_TIMEOUT"},
 		{"CERTDESK_PUBLIC_BASE_URL", "ftp://x", "CERTDESK_PUBLIC_BASE_URL"},
 		{"CERTDESK_LOG_LEVEL", "loud", "CERTDESK_LOG_LEVEL"},
+		{"CERTDESK_CT_POLICY", "firefox", "CERTDESK_CT_POLICY"},
 		{"CERTDESK_WEAK_KEYS_DIR", "/nonexistent-weak-keys", "CERTDESK_WEAK_KEYS_DIR"},
 		{"CERTDESK_WEAK_KEYS_DIR", ".", "no file named blacklist.RSA"},
 		{"CERTDESK_TRUSTED_PROXIES", "10.0.0.0/8,proxy.example", "CERTDESK_TRUSTED_PROXIES"},

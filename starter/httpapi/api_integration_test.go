@@ -142,7 +142,16 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 		if r.code != 200 || c.Status != "valid" || c.Product != "client-sign" || !strings.Contains(c.Subject, alice.Name) {
 			t.Fatalf("certificate: %d %s", r.code, r.body)
 		}
+		// Client certificates are not logged: no SCTs, no poison.
+		if c.CTState != "none" || len(c.SCTs) != 0 {
+			t.Fatalf("client certificate CT state %q, %d SCTs", c.CTState, len(c.SCTs))
+		}
 		certA = parsePEMCert(t, c.PEM)
+		for _, e := range certA.Extensions {
+			if e.Id.String() == "1.3.6.1.4.1.11129.2.4.3" || e.Id.String() == "1.3.6.1.4.1.11129.2.4.2" {
+				t.Fatalf("client certificate carries CT extension %s", e.Id)
+			}
+		}
 		if certA.Subject.CommonName != alice.Name || certA.SerialNumber.Text(16) != app.CertificateSerial {
 			t.Fatalf("certificate subject %v serial %x", certA.Subject, certA.SerialNumber)
 		}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"certdesk/internal/api"
 	"certdesk/internal/cases"
+	"certdesk/internal/ct"
 	"certdesk/internal/product"
 	"certdesk/internal/revocation"
 	"certdesk/internal/status"
@@ -48,9 +50,22 @@ type certificateResponse struct {
 	RevokedAt         *time.Time        `json:"revoked_at,omitempty"`
 	RevocationReason  string            `json:"revocation_reason,omitempty"`
 	PEM               string            `json:"pem"`
+	CTState           string            `json:"ct_state"`
+	SCTs              []sctResponse     `json:"scts,omitempty"`
 	Links             map[string]string `json:"links,omitempty"`
 	PersonalDataNotes string            `json:"personal_data_notice,omitempty"`
 }
+
+// sctResponse is one embedded SCT as relying-party evidence.
+type sctResponse struct {
+	LogID     string    `json:"log_id"`
+	Timestamp time.Time `json:"timestamp"`
+	LeafIndex *uint64   `json:"leaf_index,omitempty"`
+	SCT       []byte    `json:"sct"`
+}
+
+// ctStates names store CT states in the API.
+var ctStates = map[string]string{store.CTNone: "none", store.CTPrecert: "precertificate", store.CTFinal: "final", "": "none"}
 
 // serialParam validates and normalises the {serial} path value; an invalid
 // one is simply not found.
@@ -92,6 +107,21 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
 		DNSNames: cert.DNSNames, EmailAddresses: cert.EmailAddresses, ApplicationID: c.ApplicationID,
 		PEM:   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})),
 		Links: map[string]string{"revocation": "/v1/certificates/" + c.Serial + "/revocation", "application": "/v1/applications/" + c.ApplicationID},
+	}
+	resp.CTState = ctStates[c.CTState]
+	if c.CTState == store.CTFinal {
+		rows, err := s.st.ListSCTs(r.Context(), c.Serial)
+		if err != nil {
+			s.internalError(w, r, "read SCTs", err)
+			return
+		}
+		for _, row := range rows {
+			sr := sctResponse{LogID: base64.StdEncoding.EncodeToString(row.LogID), Timestamp: row.Timestamp.UTC(), SCT: row.Raw}
+			if idx, ok := ct.LeafIndex(ct.SCT{Raw: row.Raw}); ok {
+				sr.LeafIndex = &idx
+			}
+			resp.SCTs = append(resp.SCTs, sr)
+		}
 	}
 	if c.Status == status.CertRevoked {
 		if ref, err := s.st.GetCertificateRef(r.Context(), serial); err == nil && ref.RevokedAt != nil {

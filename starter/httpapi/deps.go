@@ -29,6 +29,7 @@ type Store interface {
 	GetApplicationForReseller(ctx context.Context, id, resellerID string) (store.Application, error)
 	ListDomainValidations(ctx context.Context, applicationID string) ([]store.DomainValidation, error)
 	GetCertificateForReseller(ctx context.Context, serial, resellerID string) (store.Certificate, error)
+	ListSCTs(ctx context.Context, serial string) ([]store.SCT, error)
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	GetCertificateRef(ctx context.Context, serial string) (store.CertificateRef, error)
 	IsKeyBlocked(ctx context.Context, spkiSHA256 []byte) (store.BlockedKey, bool, error)

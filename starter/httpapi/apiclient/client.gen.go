@@ -96,6 +96,27 @@ func (e ApplicationRequestDomainValidationMethod) Valid() bool {
 	}
 }
 
+// Defines values for CertificateCtState.
+const (
+	Final          CertificateCtState = "final"
+	None           CertificateCtState = "none"
+	Precertificate CertificateCtState = "precertificate"
+)
+
+// Valid indicates whether the value is a known member of the CertificateCtState enum.
+func (e CertificateCtState) Valid() bool {
+	switch e {
+	case Final:
+		return true
+	case None:
+		return true
+	case Precertificate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CertificateStatus.
 const (
 	Revoked CertificateStatus = "revoked"
@@ -260,24 +281,45 @@ type ApplicationRequestDomainValidationMethod string
 
 // Certificate defines model for Certificate.
 type Certificate struct {
-	ApplicationId  *string   `json:"application_id,omitempty"`
-	DnsNames       *[]string `json:"dns_names,omitempty"`
-	EmailAddresses *[]string `json:"email_addresses,omitempty"`
-	Issuer         *string   `json:"issuer,omitempty"`
+	ApplicationId *string `json:"application_id,omitempty"`
+
+	// CtState Certificate Transparency - none (not logged, client products), precertificate (signed and logged; the final certificate follows once the logs returned their SCTs), final (the certificate carries them)
+	CtState        *CertificateCtState `json:"ct_state,omitempty"`
+	DnsNames       *[]string           `json:"dns_names,omitempty"`
+	EmailAddresses *[]string           `json:"email_addresses,omitempty"`
+	Issuer         *string             `json:"issuer,omitempty"`
 
 	// Links related resources (revocation, application)
-	Links              *map[string]string `json:"links,omitempty"`
-	NotAfter           *time.Time         `json:"not_after,omitempty"`
-	NotBefore          *time.Time         `json:"not_before,omitempty"`
-	Pem                *string            `json:"pem,omitempty"`
-	PersonalDataNotice *string            `json:"personal_data_notice,omitempty"`
-	Product            *string            `json:"product,omitempty"`
-	RevocationReason   *string            `json:"revocation_reason,omitempty"`
-	RevokedAt          *time.Time         `json:"revoked_at,omitempty"`
-	Serial             *string            `json:"serial,omitempty"`
-	Status             *CertificateStatus `json:"status,omitempty"`
-	Subject            *string            `json:"subject,omitempty"`
+	Links     *map[string]string `json:"links,omitempty"`
+	NotAfter  *time.Time         `json:"not_after,omitempty"`
+	NotBefore *time.Time         `json:"not_before,omitempty"`
+
+	// Pem the certificate (PEM); while ct_state is precertificate, the precertificate, which no TLS client accepts
+	Pem                *string    `json:"pem,omitempty"`
+	PersonalDataNotice *string    `json:"personal_data_notice,omitempty"`
+	Product            *string    `json:"product,omitempty"`
+	RevocationReason   *string    `json:"revocation_reason,omitempty"`
+	RevokedAt          *time.Time `json:"revoked_at,omitempty"`
+
+	// Scts the Signed Certificate Timestamps embedded in the certificate (RFC 6962), one per log
+	Scts *[]struct {
+		// LeafIndex the entry index a Static CT API log gave
+		LeafIndex *int64 `json:"leaf_index,omitempty"`
+
+		// LogId the log's ID (SHA-256 of its public key), base64, as in the log list
+		LogId *string `json:"log_id,omitempty"`
+
+		// Sct the TLS-encoded SignedCertificateTimestamp
+		Sct       *[]byte    `json:"sct,omitempty"`
+		Timestamp *time.Time `json:"timestamp,omitempty"`
+	} `json:"scts,omitempty"`
+	Serial  *string            `json:"serial,omitempty"`
+	Status  *CertificateStatus `json:"status,omitempty"`
+	Subject *string            `json:"subject,omitempty"`
 }
+
+// CertificateCtState Certificate Transparency - none (not logged, client products), precertificate (signed and logged; the final certificate follows once the logs returned their SCTs), final (the certificate carries them)
+type CertificateCtState string
 
 // CertificateStatus defines model for Certificate.Status.
 type CertificateStatus string
