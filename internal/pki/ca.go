@@ -56,16 +56,9 @@ type LoadOptions struct {
 // keys from keys (the same store Bootstrap used). The signing worker calls
 // it at start.
 func LoadCA(ctx context.Context, dir string, keys KeyStore, opts LoadOptions) (*CA, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	man, err := readManifest(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading CA manifest: %w (run the bootstrap first)", err)
-	}
-	var man manifest
-	if err := json.Unmarshal(data, &man); err != nil {
-		return nil, fmt.Errorf("CA manifest %s: %w", manifestName, err)
-	}
-	if man.Version != 1 {
-		return nil, fmt.Errorf("CA manifest version %d not supported", man.Version)
+		return nil, err
 	}
 	oid, err := parseOID(man.Policy.OID)
 	if err != nil {
@@ -156,6 +149,22 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 		oid = append(oid, n)
 	}
 	return oid, nil
+}
+
+// readManifest reads and checks dir/ca.json.
+func readManifest(dir string) (manifest, error) {
+	var man manifest
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return man, fmt.Errorf("reading CA manifest: %w (run the bootstrap first)", err)
+	}
+	if err := json.Unmarshal(data, &man); err != nil {
+		return man, fmt.Errorf("CA manifest %s: %w", manifestName, err)
+	}
+	if man.Version != 1 {
+		return man, fmt.Errorf("CA manifest version %d not supported", man.Version)
+	}
+	return man, nil
 }
 
 func readCert(dir, name string) (*x509.Certificate, error) {

@@ -2,10 +2,7 @@ package pki
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 )
 
 // PublicCA is the public part of a CA directory: the root and the issuing
@@ -21,13 +18,9 @@ type PublicCA struct {
 // ReadPublicCA reads dir/ca.json and the certificates it names; every
 // issuing CA must verify under the root.
 func ReadPublicCA(dir string) (*PublicCA, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	man, err := readManifest(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading CA manifest: %w (run the bootstrap first)", err)
-	}
-	var man manifest
-	if err := json.Unmarshal(data, &man); err != nil {
-		return nil, fmt.Errorf("CA manifest %s: %w", manifestName, err)
+		return nil, err
 	}
 	root, err := readCert(dir, man.Root.Cert)
 	if err != nil {
