@@ -181,7 +181,9 @@ func (s signer) nonce() string {
 	return n
 }
 
-func (s signer) jws(url, nonce string, payload []byte) []byte { return s.jwsKID("", url, nonce, payload) }
+func (s signer) jws(url, nonce string, payload []byte) []byte {
+	return s.jwsKID("", url, nonce, payload)
+}
 
 // jwsKID signs with kid if it is set, else with the embedded jwk.
 func (s signer) jwsKID(kid, url, nonce string, payload []byte) []byte {
