@@ -45,6 +45,14 @@ func NewCT(cfg *config.Config, st *store.Store, log *slog.Logger) (*CTActivities
 	if err != nil {
 		return nil, fmt.Errorf("CT submitter: %w", err)
 	}
+	// A list that cannot log the longest TLS certificate leaves such
+	// applications waiting at the precertificate: say so at start, where
+	// the operator looks, not only in each activity's retry.
+	now := time.Now()
+	if _, err := logs.Policy.Candidates(logs.List, now, now.Add(pki.TLSMaxValidityAt(now)), now); err != nil {
+		log.Warn("CT: the log list cannot satisfy the CT policy for the longest TLS validity; such applications will wait at the precertificate until CERTDESK_CT_LOG_LIST lists enough usable logs",
+			"list", cfg.CTLogList, "error", err)
+	}
 	return &CTActivities{Store: st, CA: ca, Logs: logs, Log: log,
 		Submitter: &ct.Submitter{Timeout: 20 * time.Second, UserAgent: "CertDesk CT submitter"}}, nil
 }

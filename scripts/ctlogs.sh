@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local Certificate Transparency logs of `make run`: CT_LOGS (2) TesseraCT
+# The local Certificate Transparency logs of `make run`: CT_LOGS (3) TesseraCT
 # logs (bin/tesseract-posix, `make tesseract`), each with its own key and
 # operator, persisted under .run/ct/, accepting the development CA's root.
 # The logs are run by internal/testenv/cmd/ctlogs, the harness the
@@ -14,8 +14,9 @@
 #
 #   CT_ROOTS         comma-separated PEM files the logs accept (.run/ca/root.pem);
 #                    the logs read it when they start: start them after the CA exists
-#   CT_LOGS          number of logs (2)
-#   CT_PORTS         submission ports, one per log (6962,6963)
+#   CT_LOGS          number of logs (3: Chrome wants three SCTs
+#                    for a validity over 180 days, and TLS certificates default to 199)
+#   CT_PORTS         submission ports, one per log (6962,6963,6964)
 #   CT_MONITOR_PORT  port serving every log's read API at /<log>/ (6980)
 set -euo pipefail
 
@@ -25,8 +26,8 @@ DIR="$RUN/ct"
 PIDFILE="$DIR/ctlogs.pid"
 LIST="$DIR/log_list.json"
 CT_ROOTS=${CT_ROOTS:-$RUN/ca/root.pem}
-CT_LOGS=${CT_LOGS:-2}
-CT_PORTS=${CT_PORTS:-6962,6963}
+CT_LOGS=${CT_LOGS:-3}
+CT_PORTS=${CT_PORTS:-6962,6963,6964}
 CT_MONITOR_PORT=${CT_MONITOR_PORT:-6980}
 
 log() { printf '[ctlogs] %s\n' "$*" >&2; }

@@ -337,9 +337,11 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	if s.CA, err = pki.LoadCA(ctx, s.Cfg.CADir, s.Keys, pki.LoadOptions{}); err != nil {
 		return s, err
 	}
-	// Certificate Transparency: two TesseraCT logs trusting the new root
+	// Certificate Transparency: three TesseraCT logs trusting the new root
 	// (TLS issuance needs them); the processes started below read the list.
-	logs, err := testenv.StartCTLogs(testenv.CTLogsConfig{Dir: filepath.Join(s.Work, "ct"), N: 2,
+	// Three, not two: the default TLS validity (199 days) is over Chrome's
+	// 180 days, for which its policy wants three SCTs from distinct logs.
+	logs, err := testenv.StartCTLogs(testenv.CTLogsConfig{Dir: filepath.Join(s.Work, "ct"), N: 3,
 		RootsPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CA.Root.Raw})})
 	if err != nil {
 		return s, fmt.Errorf("CT logs: %w", err)

@@ -119,6 +119,17 @@ var tlsValiditySchedule = []struct {
 	{time.Time{}, 397 * Day},
 }
 
+// TLSMaxValidityAt is the BR schedule's longest TLS subscriber validity
+// for a notBefore of at (one day below the ballot's limit).
+func TLSMaxValidityAt(at time.Time) time.Duration {
+	for _, s := range tlsValiditySchedule {
+		if !at.Before(s.from) {
+			return s.max
+		}
+	}
+	return tlsValiditySchedule[len(tlsValiditySchedule)-1].max
+}
+
 // MaxValidityAt returns the longest validity allowed for a certificate
 // whose notBefore is at, combining the profile cap and, for TLS, the BR
 // schedule.
