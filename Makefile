@@ -35,11 +35,17 @@ tools/redocly/node_modules/.package-lock.json: tools/redocly/package-lock.json
 	npm ci --prefix tools/redocly --no-audit --no-fund --loglevel=error
 	touch $@
 
+# acme-client 5.4.0 (npm), the dns-01 and ARI client of the ACME tests
+# (tools/acme-client/issue.js), pinned by tools/acme-client/package-lock.json.
+tools/acme-client/node_modules/.package-lock.json: tools/acme-client/package-lock.json
+	npm ci --prefix tools/acme-client --no-audit --no-fund --loglevel=error
+	touch $@
+
 # TesseraCT v0.1.1 with its POSIX backend: the local CT logs (tools/tesseract).
 $(BIN)/tesseract-posix: tools/tesseract/go.mod tools/tesseract/go.sum
 	cd tools/tesseract && $(GO) build -trimpath -o $@ github.com/transparency-dev/tesseract/cmd/tesseract/posix
 
-tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json $(BIN)/tesseract-posix
+tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
 
 # The reseller contract: redocly lint of the OpenAPI document, and the Go
 # client generated from it (oapi-codegen, pinned in tools/oapi-codegen).

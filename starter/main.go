@@ -12,6 +12,8 @@
 //	                        create a reseller; prints its API key alone on the last line
 //	starter reseller rotate-key --id rs_…   replace a reseller's key (prints the new one)
 //	starter reseller disable --id rs_…      stop a reseller's key from authenticating
+//	starter reseller eab --id rs_… [--product server-dv] [--reference R] [--expires 720h]
+//	                        single-use ACME EAB credentials; prints kid=… and hmac=… last
 //	starter staff add --id st_… --name NAME create a staff member; prints token=… on the last line
 //	starter staff disable --id st_…         stop a staff member's token and decisions
 //	starter staff list                      staff members and their status (no secrets)
@@ -20,6 +22,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -28,6 +31,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +42,7 @@ import (
 	"certdesk/internal/config"
 	"certdesk/internal/db"
 	"certdesk/internal/logging"
+	"certdesk/internal/product"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
 	"certdesk/starter/httpapi"
@@ -182,10 +188,10 @@ func healthcheck() error {
 	return nil
 }
 
-// resellerCommand runs `starter reseller add|rotate-key|disable`.
+// resellerCommand runs `starter reseller add|rotate-key|disable|eab`.
 func resellerCommand(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("reseller: use `reseller add --name NAME [--contact-email E]`, `reseller rotate-key --id ID` or `reseller disable --id ID`")
+		return errors.New("reseller: use `reseller add --name NAME [--contact-email E]`, `reseller rotate-key --id ID`, `reseller disable --id ID` or `reseller eab --id ID [--product server-dv] [--reference R] [--expires 720h]`")
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -217,6 +223,9 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 	name := fs.String("name", "", "reseller name")
 	email := fs.String("contact-email", "", "where reseller notices go")
 	id := fs.String("id", "", "reseller id (rs_…); add generates one when empty")
+	products := fs.String("product", "server-dv", "eab: the products (ACME profiles) the account may order, comma-separated")
+	reference := fs.String("reference", "", "eab: the reseller's own reference for its customer")
+	expires := fs.Duration("expires", 0, "eab: unused credentials stop working after this long (e.g. 720h); 0 never")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("reseller %s: %w", sub, err)
 	}
@@ -263,8 +272,55 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 		}
 		fmt.Fprintf(stdout, "reseller %s disabled\n", *id)
 		return nil
+	case "eab":
+		return resellerEAB(ctx, st, *id, *products, *reference, *expires, stdout)
 	}
-	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable)", sub)
+	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable, eab)", sub)
+}
+
+// resellerEAB makes ACME External Account Binding credentials for one of
+// a reseller's customers and prints them once: kid=… and hmac=… (base64url)
+// on the last two lines. Only the sealed HMAC key is stored.
+func resellerEAB(ctx context.Context, st *store.Store, id, products, reference string, expires time.Duration, stdout io.Writer) error {
+	if id == "" {
+		return errors.New("reseller eab: --id is required")
+	}
+	var list []string
+	for _, p := range strings.Split(products, ",") {
+		p = strings.TrimSpace(p)
+		if !product.Valid(p) || slices.Contains(list, p) {
+			return fmt.Errorf("reseller eab: --product takes distinct values out of %s", strings.Join(product.All(), ", "))
+		}
+		list = append(list, p)
+	}
+	if expires < 0 {
+		return errors.New("reseller eab: --expires must not be negative")
+	}
+	rs, err := st.GetReseller(ctx, id)
+	if err != nil {
+		return err
+	}
+	if rs.DisabledAt != nil {
+		return fmt.Errorf("reseller eab: reseller %s is disabled", id)
+	}
+	var until *time.Time
+	if expires > 0 {
+		t := time.Now().Add(expires).UTC()
+		until = &t
+	}
+	c, err := st.CreateEABCredential(ctx, id, list, reference, until)
+	if err != nil {
+		return err
+	}
+	exp := "never"
+	if until != nil {
+		exp = until.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "EAB credentials for reseller %s: products %s, expires %s; single use\n", id, strings.Join(list, ","), exp)
+	fmt.Fprintln(stdout, "the kid and HMAC key follow; the key is shown only once:")
+	fmt.Fprintln(stdout, "kid="+c.KID)
+	fmt.Fprintln(stdout, "hmac="+base64.RawURLEncoding.EncodeToString(c.HMACKey))
+	return nil
 }
 
 // staffCommand runs `starter staff add|disable|list`.

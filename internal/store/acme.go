@@ -135,6 +135,38 @@ func (s *Store) GetEABCredential(ctx context.Context, kid string) (EABCredential
 	return c, nil
 }
 
+// RevokeEABCredential revokes a reseller's credential and deactivates the
+// account made with it, in one transaction, and returns the credential as
+// it now is (without its key). Revoking a revoked credential changes
+// nothing; another reseller's kid is ErrNotFound.
+func (s *Store) RevokeEABCredential(ctx context.Context, resellerID, kid string) (EABCredential, error) {
+	var (
+		c   EABCredential
+		acc sql.NullString
+	)
+	err := s.inTx(ctx, func(tx *sqlxTx) error {
+		err := tx.QueryRowContext(ctx,
+			`UPDATE acme_eab_credentials SET revoked_at = COALESCE(revoked_at, now())
+			 WHERE kid = $1 AND reseller_id = $2
+			 RETURNING kid, reseller_id, products, reference, expires_at, created_at, used_at, account_id, revoked_at`,
+			kid, resellerID).
+			Scan(&c.KID, &c.ResellerID, pq.Array(&c.Products), &c.Reference, &c.ExpiresAt, &c.CreatedAt, &c.UsedAt, &acc, &c.RevokedAt)
+		if err != nil {
+			return notFound(err, "EAB credential %s", kid)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE acme_accounts SET status = 'deactivated' WHERE eab_kid = $1 AND status = 'valid'`, kid); err != nil {
+			return fmt.Errorf("store: deactivate the account of EAB credential %s: %w", kid, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return EABCredential{}, err
+	}
+	c.AccountID = acc.String
+	return c, nil
+}
+
 // ACMEAccount is an ACME account; JWK is the public key as JSON.
 type ACMEAccount struct {
 	ID         string

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // ACMEIdentifier is an order identifier (RFC 8555 §9.7.7; "dns" only).
@@ -28,6 +30,9 @@ type ACMEOrder struct {
 	CertSerial  string
 	Error       json.RawMessage // problem document when invalid
 	AuthzIDs    []string
+	// Replaces is the serial (hex) of the certificate this order renews
+	// (RFC 9773 §5); empty if none.
+	Replaces string
 }
 
 // ACMEAuthz is an authorization with its challenges.
@@ -63,7 +68,8 @@ func newID(prefix string) (string, error) {
 
 // CreateACMEOrder writes an order and one pending authorization per
 // identifier, each with the given challenge types, in one transaction. Ids
-// and tokens are chosen here.
+// and tokens are chosen here. An order replacing a certificate another
+// order (not invalid) already replaces is ErrConflict and writes nothing.
 func (s *Store) CreateACMEOrder(ctx context.Context, o ACMEOrder, challengeTypes []string, authzTTL time.Duration) (ACMEOrder, error) {
 	var err error
 	if o.ID, err = newID("ord_"); err != nil {
@@ -73,9 +79,13 @@ func (s *Store) CreateACMEOrder(ctx context.Context, o ACMEOrder, challengeTypes
 	ids, _ := json.Marshal(o.Identifiers)
 	err = s.inTx(ctx, func(tx *sqlxTx) error {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO acme_orders (id, account_id, status, profile, identifiers, expires_at, backend_ref)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			o.ID, o.AccountID, o.Status, o.Profile, string(ids), o.ExpiresAt, o.BackendRef); err != nil {
+			`INSERT INTO acme_orders (id, account_id, status, profile, identifiers, expires_at, backend_ref, replaces)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			o.ID, o.AccountID, o.Status, o.Profile, string(ids), o.ExpiresAt, o.BackendRef, o.Replaces); err != nil {
+			var pe *pq.Error
+			if errors.As(err, &pe) && pe.Code == "23505" {
+				return ErrConflict
+			}
 			return fmt.Errorf("store: insert ACME order: %w", err)
 		}
 		o.AuthzIDs = nil
@@ -131,9 +141,9 @@ func (s *Store) GetACMEOrder(ctx context.Context, accountID, id string) (ACMEOrd
 		errJSON sql.NullString
 	)
 	err := s.db.QueryRowContext(ctx,
-		`SELECT id, account_id, status, profile, identifiers, expires_at, backend_ref, cert_pem, cert_serial, error
+		`SELECT id, account_id, status, profile, identifiers, expires_at, backend_ref, cert_pem, cert_serial, error, replaces
 		 FROM acme_orders WHERE id = $1 AND account_id = $2`, id, accountID).
-		Scan(&o.ID, &o.AccountID, &o.Status, &o.Profile, &ids, &o.ExpiresAt, &o.BackendRef, &o.CertPEM, &o.CertSerial, &errJSON)
+		Scan(&o.ID, &o.AccountID, &o.Status, &o.Profile, &ids, &o.ExpiresAt, &o.BackendRef, &o.CertPEM, &o.CertSerial, &errJSON, &o.Replaces)
 	if err != nil {
 		return ACMEOrder{}, notFound(err, "ACME order %s", id)
 	}

@@ -108,3 +108,103 @@ func TestACMEEABAndAccounts(t *testing.T) {
 		t.Fatalf("deactivate unknown: %v", err)
 	}
 }
+
+func TestACMEEABRevocationDeactivatesAccount(t *testing.T) {
+	s, _ := newStore(t)
+	for _, id := range []string{"rs_rev", "rs_other"} {
+		key, prefix, _ := GenerateAPIKey()
+		must(t, s.CreateReseller(bg, Reseller{ID: id, Name: id, APIKeyHash: HashAPIKey(key), APIKeyPrefix: prefix}))
+	}
+	c, err := s.CreateEABCredential(bg, "rs_rev", nil, "cust-1", nil)
+	must(t, err)
+	a, err := s.CreateACMEAccount(bg, ACMEAccount{Thumbprint: "tpr", JWK: []byte(`{}`), EABKID: c.KID})
+	must(t, err)
+	// Another reseller cannot revoke it, and nothing changes.
+	if _, err := s.RevokeEABCredential(bg, "rs_other", c.KID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoke by another reseller: %v", err)
+	}
+	if got, _ := s.GetACMEAccount(bg, a.ID); got.Status != "valid" {
+		t.Fatalf("account after a refused revocation: %s", got.Status)
+	}
+	r, err := s.RevokeEABCredential(bg, "rs_rev", c.KID)
+	must(t, err)
+	if r.RevokedAt == nil || r.AccountID != a.ID || r.Reference != "cust-1" || r.HMACKey != nil {
+		t.Fatalf("revoked credential %+v", r)
+	}
+	if got, _ := s.GetACMEAccount(bg, a.ID); got.Status != "deactivated" {
+		t.Fatalf("account after revocation: %s", got.Status)
+	}
+	// Again: the same revocation time.
+	r2, err := s.RevokeEABCredential(bg, "rs_rev", c.KID)
+	must(t, err)
+	if !r2.RevokedAt.Equal(*r.RevokedAt) {
+		t.Fatalf("second revocation moved revoked_at: %v, %v", r.RevokedAt, r2.RevokedAt)
+	}
+	// An unspent revoked credential can no longer make an account.
+	c2, err := s.CreateEABCredential(bg, "rs_rev", nil, "", nil)
+	must(t, err)
+	_, err = s.RevokeEABCredential(bg, "rs_rev", c2.KID)
+	must(t, err)
+	if _, err := s.CreateACMEAccount(bg, ACMEAccount{Thumbprint: "tpr2", JWK: []byte(`{}`), EABKID: c2.KID}); !errors.Is(err, ErrUsed) {
+		t.Fatalf("account from a revoked credential: %v", err)
+	}
+}
+
+func TestACMERenewalWindowsAndReplaces(t *testing.T) {
+	s, _ := newStore(t)
+	key, prefix, _ := GenerateAPIKey()
+	must(t, s.CreateReseller(bg, Reseller{ID: "rs_ari", Name: "A", APIKeyHash: HashAPIKey(key), APIKeyPrefix: prefix}))
+	c, err := s.CreateEABCredential(bg, "rs_ari", nil, "", nil)
+	must(t, err)
+	a, err := s.CreateACMEAccount(bg, ACMEAccount{Thumbprint: "tpa", JWK: []byte(`{}`), EABKID: c.KID})
+	must(t, err)
+	issued := func(serial, replaces string) ACMEOrder {
+		t.Helper()
+		o, err := s.CreateACMEOrder(bg, ACMEOrder{AccountID: a.ID, Profile: "server-dv", Replaces: replaces,
+			Identifiers: []ACMEIdentifier{{Type: "dns", Value: "a.example"}}, ExpiresAt: time.Now().Add(time.Hour)}, []string{"dns-01"}, time.Hour)
+		must(t, err)
+		_, err = s.db.Exec(`UPDATE acme_orders SET status = 'processing' WHERE id = $1`, o.ID)
+		must(t, err)
+		must(t, s.FinishACMEOrder(bg, o.ID, "pem", serial, nil))
+		return o
+	}
+	issued("abc", "")
+	issued("def", "")
+
+	if _, _, ok, err := s.RenewalWindow(bg, "abc"); ok || err != nil {
+		t.Fatalf("window before any override: %v %v", ok, err)
+	}
+	before := time.Now().Add(-5 * time.Second)
+	n, err := s.SetRenewalWindowNow(bg, []string{"0ABC", "def", "fff"})
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("SetRenewalWindowNow touched %d certificates, want 2 (fff is not an ACME certificate)", n)
+	}
+	start, end, ok, err := s.RenewalWindow(bg, "0abc")
+	must(t, err)
+	if !ok || start.Before(before) || start.After(time.Now().Add(5*time.Second)) || end.Sub(start) != UrgentRenewalWindow {
+		t.Fatalf("window %v–%v (%v)", start, end, ok)
+	}
+	if _, _, ok, _ := s.RenewalWindow(bg, "fff"); ok {
+		t.Fatal("a window for a certificate not issued through ACME")
+	}
+
+	// A renewal names what it replaces; a second order replacing the same
+	// certificate is a conflict and writes nothing.
+	if n, _ := s.CountACMEReplaced(bg, []string{"abc", "def"}); n != 0 {
+		t.Fatalf("replaced before any renewal: %d", n)
+	}
+	o := issued("1111", "abc")
+	got, err := s.GetACMEOrder(bg, a.ID, o.ID)
+	must(t, err)
+	if got.Replaces != "abc" {
+		t.Fatalf("replaces read back %q", got.Replaces)
+	}
+	if _, err := s.CreateACMEOrder(bg, ACMEOrder{AccountID: a.ID, Profile: "server-dv", Replaces: "abc",
+		Identifiers: []ACMEIdentifier{{Type: "dns", Value: "a.example"}}, ExpiresAt: time.Now().Add(time.Hour)}, []string{"dns-01"}, time.Hour); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second replacement of abc: %v", err)
+	}
+	if n, _ := s.CountACMEReplaced(bg, []string{"abc", "def"}); n != 1 {
+		t.Fatalf("replaced after one renewal: %d, want 1", n)
+	}
+}

@@ -46,6 +46,7 @@ type Store interface {
 	StartACMEFinalize(ctx context.Context, accountID, orderID string) error
 	FinishACMEOrder(ctx context.Context, orderID, certPEM, serialHex string, problem json.RawMessage) error
 	ACMEOrderBySerial(ctx context.Context, serialHex string) (store.ACMEOrder, error)
+	RenewalWindow(ctx context.Context, serial string) (start, end time.Time, ok bool, err error) // ARI, ari.go
 }
 
 // Orders is the backend that decides, validates, issues and revokes. The
@@ -122,6 +123,7 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("POST /acme/chall/{id}", s.challenge)
 	mux.HandleFunc("POST /acme/cert/{id}", s.certificate)
 	mux.HandleFunc("POST /acme/revoke-cert", s.revokeCert)
+	mux.HandleFunc("GET /acme/renewal-info/{certID}", s.renewalInfo)
 	mux.HandleFunc("/acme/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusNotFound, "malformed", "no such ACME resource")
 	})

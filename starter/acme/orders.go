@@ -89,6 +89,7 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 		NotBefore   string                 `json:"notBefore"`
 		NotAfter    string                 `json:"notAfter"`
 		Profile     string                 `json:"profile"`
+		Replaces    string                 `json:"replaces"` // RFC 9773 §5
 	}
 	if err := json.Unmarshal(req.payload, &p); err != nil {
 		s.refuse(w, r, fail(http.StatusBadRequest, "malformed", "payload is not a newOrder object"))
@@ -132,14 +133,25 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, fail(http.StatusForbidden, "unauthorized", "this account's EAB credentials do not allow profile %q", p.Profile))
 		return
 	}
+	replaces := ""
+	if p.Replaces != "" {
+		if replaces, err = s.checkReplaces(r.Context(), *req.account, p.Identifiers, p.Replaces); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+	}
 	if err := be.Allow(r.Context(), *req.account, p.Profile, p.Identifiers); err != nil {
 		s.refuse(w, r, err)
 		return
 	}
 	o, err := s.d.Store.CreateACMEOrder(r.Context(), store.ACMEOrder{
 		AccountID: req.account.ID, Profile: p.Profile, Identifiers: p.Identifiers,
-		ExpiresAt: time.Now().Add(orderTTL),
+		ExpiresAt: time.Now().Add(orderTTL), Replaces: replaces,
 	}, challengeTypes, authzTTL)
+	if errors.Is(err, store.ErrConflict) && replaces != "" {
+		s.refuse(w, r, fail(http.StatusConflict, "alreadyReplaced", "the certificate named in replaces has already been replaced by another order"))
+		return
+	}
 	if err != nil {
 		s.refuse(w, r, err)
 		return

@@ -38,6 +38,11 @@ type Store interface {
 	BlockKey(ctx context.Context, spkiSHA256 []byte, reason, source string) error
 	ListCertificatesBySPKI(ctx context.Context, spkiSHA256 []byte) ([]store.CertificateRef, error)
 
+	// ACME External Account Binding credentials of the calling reseller.
+	CreateEABCredential(ctx context.Context, resellerID string, products []string, reference string, expiresAt *time.Time) (store.EABCredential, error)
+	GetEABCredential(ctx context.Context, kid string) (store.EABCredential, error)
+	RevokeEABCredential(ctx context.Context, resellerID, kid string) (store.EABCredential, error)
+
 	// The personal-data ledgers (O3, O7, O8): no record, no data.
 	RecordProvision(ctx context.Context, p store.Provision) error
 	RecordStaffAccess(ctx context.Context, a store.StaffAccess) error

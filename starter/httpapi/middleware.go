@@ -257,15 +257,20 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, body []byte,
 	// idempotencyLease.
 	hctx, hcancel := context.WithTimeout(r.Context(), s.limits.RequestTimeout)
 	defer hcancel()
-	h(cw, r.WithContext(hctx))
+	stored := &storedAnswer{}
+	h(cw, r.WithContext(context.WithValue(hctx, ctxStoredAnswer, stored)))
 	if cw.code >= 200 && cw.code < 300 {
+		body := cw.buf.Bytes()
+		if stored.set {
+			body = stored.body
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyFinish)
 		defer cancel()
 		// Fenced by rec.CreatedAt: should this request have overrun its
 		// lease and been taken over, its answer is not stored over the
 		// retry's reservation (the client that sent it got a 5xx or
 		// nothing, and the retry's answer is the one kept).
-		if err := s.st.CompleteIdempotencyKey(ctx, scope, key, rec.CreatedAt, cw.code, cw.Header().Get("Content-Type"), cw.Header().Get("Location"), cw.buf.Bytes()); err != nil {
+		if err := s.st.CompleteIdempotencyKey(ctx, scope, key, rec.CreatedAt, cw.code, cw.Header().Get("Content-Type"), cw.Header().Get("Location"), body); err != nil {
 			s.log.Error("store idempotent answer", "error", err)
 			return
 		}
@@ -309,6 +314,22 @@ func idempotencyRequestHash(r *http.Request, body []byte) []byte {
 	hash.Write([]byte(r.Method + " " + r.Pattern + "\n" + r.URL.Path + "\n"))
 	hash.Write(body)
 	return hash.Sum(nil)
+}
+
+// storedAnswer is what idempotent keeps of a successful answer when the
+// handler says (storeInstead): an answer carrying a secret shown once is
+// stored without it.
+type storedAnswer struct {
+	set  bool
+	body []byte
+}
+
+// storeInstead makes idempotent store body, not the answer written, for a
+// replay of this request.
+func storeInstead(r *http.Request, body []byte) {
+	if a, _ := r.Context().Value(ctxStoredAnswer).(*storedAnswer); a != nil {
+		a.set, a.body = true, body
+	}
 }
 
 // captureWriter copies what a handler writes.

@@ -219,6 +219,8 @@ func (s *Server) register() {
 		{"GET", "/v1/certificates/{serial}", reseller(http.HandlerFunc(s.getCertificate))},
 		{"POST", "/v1/certificates/{serial}/corrections", reseller(s.jsonPost(s.createCorrection, false))},
 		{"POST", "/v1/certificates/{serial}/revocation", reseller(s.jsonPost(s.revokeByReseller, false))},
+		{"POST", "/v1/acme/eab", reseller(s.eabReplay(s.jsonPost(s.createEAB, false)))},
+		{"DELETE", "/v1/acme/eab/{kid}", reseller(http.HandlerFunc(s.revokeEAB))},
 
 		// Anyone (key holders, data subjects, subscribers).
 		{"POST", "/v1/revocations", public(s.jsonPost(s.revokeByKeyProof, false))},
@@ -418,6 +420,7 @@ const (
 	ctxBody
 	ctxClientScope
 	ctxStaff
+	ctxStoredAnswer
 )
 
 // requestInfo is filled in by handlers for the access log.

@@ -20,43 +20,43 @@ import (
 
 // Defines values for ApplicationStatus.
 const (
-	AwaitingReview      ApplicationStatus = "awaiting_review"
-	Expired             ApplicationStatus = "expired"
-	Failed              ApplicationStatus = "failed"
-	Issued              ApplicationStatus = "issued"
-	Issuing             ApplicationStatus = "issuing"
-	Received            ApplicationStatus = "received"
-	Rejected            ApplicationStatus = "rejected"
-	Validating          ApplicationStatus = "validating"
-	VerifyingIdentity   ApplicationStatus = "verifying_identity"
-	WithdrawalRequested ApplicationStatus = "withdrawal_requested"
-	Withdrawn           ApplicationStatus = "withdrawn"
+	ApplicationStatusAwaitingReview      ApplicationStatus = "awaiting_review"
+	ApplicationStatusExpired             ApplicationStatus = "expired"
+	ApplicationStatusFailed              ApplicationStatus = "failed"
+	ApplicationStatusIssued              ApplicationStatus = "issued"
+	ApplicationStatusIssuing             ApplicationStatus = "issuing"
+	ApplicationStatusReceived            ApplicationStatus = "received"
+	ApplicationStatusRejected            ApplicationStatus = "rejected"
+	ApplicationStatusValidating          ApplicationStatus = "validating"
+	ApplicationStatusVerifyingIdentity   ApplicationStatus = "verifying_identity"
+	ApplicationStatusWithdrawalRequested ApplicationStatus = "withdrawal_requested"
+	ApplicationStatusWithdrawn           ApplicationStatus = "withdrawn"
 )
 
 // Valid indicates whether the value is a known member of the ApplicationStatus enum.
 func (e ApplicationStatus) Valid() bool {
 	switch e {
-	case AwaitingReview:
+	case ApplicationStatusAwaitingReview:
 		return true
-	case Expired:
+	case ApplicationStatusExpired:
 		return true
-	case Failed:
+	case ApplicationStatusFailed:
 		return true
-	case Issued:
+	case ApplicationStatusIssued:
 		return true
-	case Issuing:
+	case ApplicationStatusIssuing:
 		return true
-	case Received:
+	case ApplicationStatusReceived:
 		return true
-	case Rejected:
+	case ApplicationStatusRejected:
 		return true
-	case Validating:
+	case ApplicationStatusValidating:
 		return true
-	case VerifyingIdentity:
+	case ApplicationStatusVerifyingIdentity:
 		return true
-	case WithdrawalRequested:
+	case ApplicationStatusWithdrawalRequested:
 		return true
-	case Withdrawn:
+	case ApplicationStatusWithdrawn:
 		return true
 	default:
 		return false
@@ -119,16 +119,40 @@ func (e CertificateCtState) Valid() bool {
 
 // Defines values for CertificateStatus.
 const (
-	Revoked CertificateStatus = "revoked"
-	Valid   CertificateStatus = "valid"
+	CertificateStatusRevoked CertificateStatus = "revoked"
+	CertificateStatusValid   CertificateStatus = "valid"
 )
 
 // Valid indicates whether the value is a known member of the CertificateStatus enum.
 func (e CertificateStatus) Valid() bool {
 	switch e {
-	case Revoked:
+	case CertificateStatusRevoked:
 		return true
-	case Valid:
+	case CertificateStatusValid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EABCredentialStatus.
+const (
+	EABCredentialStatusExpired EABCredentialStatus = "expired"
+	EABCredentialStatusRevoked EABCredentialStatus = "revoked"
+	EABCredentialStatusUnused  EABCredentialStatus = "unused"
+	EABCredentialStatusUsed    EABCredentialStatus = "used"
+)
+
+// Valid indicates whether the value is a known member of the EABCredentialStatus enum.
+func (e EABCredentialStatus) Valid() bool {
+	switch e {
+	case EABCredentialStatusExpired:
+		return true
+	case EABCredentialStatusRevoked:
+		return true
+	case EABCredentialStatusUnused:
+		return true
+	case EABCredentialStatusUsed:
 		return true
 	default:
 		return false
@@ -324,6 +348,32 @@ type CertificateCtState string
 // CertificateStatus defines model for Certificate.Status.
 type CertificateStatus string
 
+// EABCredential defines model for EABCredential.
+type EABCredential struct {
+	// AccountId the ACME account made with the credential, once used
+	AccountId *string    `json:"account_id,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Hmac the EAB HMAC key, base64url without padding (certbot --eab-hmac-key).
+	// Only in the answer that made the credential, and in its
+	// Idempotency-Key replay while the credential is unused; CertDesk
+	// stores it encrypted and never shows it otherwise.
+	Hmac *string `json:"hmac,omitempty"`
+
+	// Kid the EAB key identifier (certbot --eab-kid, acme-client externalAccountBinding.kid)
+	Kid      string    `json:"kid"`
+	Products []Product `json:"products"`
+
+	// Reference the reseller's own reference for its customer
+	Reference string              `json:"reference"`
+	RevokedAt *time.Time          `json:"revoked_at,omitempty"`
+	Status    EABCredentialStatus `json:"status"`
+}
+
+// EABCredentialStatus defines model for EABCredential.Status.
+type EABCredentialStatus string
+
 // KeyCompromiseAccepted defines model for KeyCompromiseAccepted.
 type KeyCompromiseAccepted struct {
 	Blocked     *bool                 `json:"blocked,omitempty"`
@@ -425,6 +475,22 @@ type CreateCodecSessionFormdataBody struct {
 	// StaffId optional; must name the token's staff member
 	StaffId *string `form:"staff_id,omitempty" json:"staff_id,omitempty"`
 	Token   string  `form:"token" json:"token"`
+}
+
+// CreateEABCredentialJSONBody defines parameters for CreateEABCredential.
+type CreateEABCredentialJSONBody struct {
+	// ExpiresAt unused credentials stop working then; at most 366 days ahead
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Products  []Product  `json:"products"`
+
+	// Reference the reseller's own reference for its customer
+	Reference *string `json:"reference,omitempty"`
+}
+
+// CreateEABCredentialParams defines parameters for CreateEABCredential.
+type CreateEABCredentialParams struct {
+	// IdempotencyKey 1–255 printable ASCII characters, e.g. a UUID.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CreateApplicationParams defines parameters for CreateApplication.
@@ -562,6 +628,9 @@ type CodecEncodeJSONRequestBody = Payloads
 
 // CreateCodecSessionFormdataRequestBody defines body for CreateCodecSession for application/x-www-form-urlencoded ContentType.
 type CreateCodecSessionFormdataRequestBody CreateCodecSessionFormdataBody
+
+// CreateEABCredentialJSONRequestBody defines body for CreateEABCredential for application/json ContentType.
+type CreateEABCredentialJSONRequestBody CreateEABCredentialJSONBody
 
 // CreateApplicationJSONRequestBody defines body for CreateApplication for application/json ContentType.
 type CreateApplicationJSONRequestBody = ApplicationRequest
@@ -780,6 +849,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRL(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEABCredentialWithBody make single-use ACME External Account Binding credentials for a customer
+	//
+	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+	// its first newAccount; the account then belongs to this reseller and
+	// may order only the listed products (ACME profiles). A second
+	// newAccount with the same credentials, or one after expires_at, is
+	// refused. The HMAC key is shown in this answer only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+	CreateEABCredentialWithBody(ctx context.Context, params *CreateEABCredentialParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEABCredential make single-use ACME External Account Binding credentials for a customer
+	//
+	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+	// its first newAccount; the account then belongs to this reseller and
+	// may order only the listed products (ACME profiles). A second
+	// newAccount with the same credentials, or one after expires_at, is
+	// refused. The HMAC key is shown in this answer only.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+	CreateEABCredential(ctx context.Context, params *CreateEABCredentialParams, body CreateEABCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeEABCredential revoke EAB credentials and deactivate the ACME account made with them
+	//
+	// The account's later requests are refused with
+	// urn:ietf:params:acme:error:unauthorized; certificates already issued
+	// stay valid (revoke them with POST /v1/certificates/{serial}/revocation).
+	// Revoking again answers the same.
+	//
+	// Corresponds with DELETE /v1/acme/eab/{kid} (the `RevokeEABCredential` operationId).
+	RevokeEABCredential(ctx context.Context, kid string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApplicationWithBody submit an application (starts application/<id>)
 	//
@@ -1316,6 +1421,72 @@ func (c *Client) GetCRLPartitions(ctx context.Context, file string, reqEditors .
 // Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 func (c *Client) GetCRL(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCRLRequest(c.Server, issuer, shard)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEABCredentialWithBody make single-use ACME External Account Binding credentials for a customer
+//
+// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+// its first newAccount; the account then belongs to this reseller and
+// may order only the listed products (ACME profiles). A second
+// newAccount with the same credentials, or one after expires_at, is
+// refused. The HMAC key is shown in this answer only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+func (c *Client) CreateEABCredentialWithBody(ctx context.Context, params *CreateEABCredentialParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEABCredentialRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEABCredential make single-use ACME External Account Binding credentials for a customer
+//
+// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+// its first newAccount; the account then belongs to this reseller and
+// may order only the listed products (ACME profiles). A second
+// newAccount with the same credentials, or one after expires_at, is
+// refused. The HMAC key is shown in this answer only.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+func (c *Client) CreateEABCredential(ctx context.Context, params *CreateEABCredentialParams, body CreateEABCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEABCredentialRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeEABCredential revoke EAB credentials and deactivate the ACME account made with them
+//
+// The account's later requests are refused with
+// urn:ietf:params:acme:error:unauthorized; certificates already issued
+// stay valid (revoke them with POST /v1/certificates/{serial}/revocation).
+// Revoking again answers the same.
+//
+// Corresponds with DELETE /v1/acme/eab/{kid} (the `RevokeEABCredential` operationId).
+func (c *Client) RevokeEABCredential(ctx context.Context, kid string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeEABCredentialRequest(c.Server, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -2268,6 +2439,95 @@ func NewGetCRLRequest(server string, issuer string, shard string) (*http.Request
 	return req, nil
 }
 
+// NewCreateEABCredentialRequest calls the generic CreateEABCredential builder with application/json body
+func NewCreateEABCredentialRequest(server string, params *CreateEABCredentialParams, body CreateEABCredentialJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateEABCredentialRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateEABCredentialRequestWithBody constructs an http.Request for the CreateEABCredential method, with any body, and a specified content type
+func NewCreateEABCredentialRequestWithBody(server string, params *CreateEABCredentialParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/acme/eab")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewRevokeEABCredentialRequest constructs an http.Request for the RevokeEABCredential method
+func NewRevokeEABCredentialRequest(server string, kid string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "kid", kid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/acme/eab/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateApplicationRequest calls the generic CreateApplication builder with application/json body
 func NewCreateApplicationRequest(server string, params *CreateApplicationParams, body CreateApplicationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3075,6 +3335,44 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRLWithResponse(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*GetCRLResponse, error)
+
+	// CreateEABCredentialWithBodyWithResponse make single-use ACME External Account Binding credentials for a customer
+	//
+	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+	// its first newAccount; the account then belongs to this reseller and
+	// may order only the listed products (ACME profiles). A second
+	// newAccount with the same credentials, or one after expires_at, is
+	// refused. The HMAC key is shown in this answer only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+	CreateEABCredentialWithBodyWithResponse(ctx context.Context, params *CreateEABCredentialParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEABCredentialResponse, error)
+
+	// CreateEABCredentialWithResponse make single-use ACME External Account Binding credentials for a customer
+	//
+	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+	// its first newAccount; the account then belongs to this reseller and
+	// may order only the listed products (ACME profiles). A second
+	// newAccount with the same credentials, or one after expires_at, is
+	// refused. The HMAC key is shown in this answer only.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+	CreateEABCredentialWithResponse(ctx context.Context, params *CreateEABCredentialParams, body CreateEABCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEABCredentialResponse, error)
+
+	// RevokeEABCredentialWithResponse revoke EAB credentials and deactivate the ACME account made with them
+	//
+	// The account's later requests are refused with
+	// urn:ietf:params:acme:error:unauthorized; certificates already issued
+	// stay valid (revoke them with POST /v1/certificates/{serial}/revocation).
+	// Revoking again answers the same.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/acme/eab/{kid} (the `RevokeEABCredential` operationId).
+	RevokeEABCredentialWithResponse(ctx context.Context, kid string, reqEditors ...RequestEditorFn) (*RevokeEABCredentialResponse, error)
 
 	// CreateApplicationWithBodyWithResponse submit an application (starts application/<id>)
 	//
@@ -3946,6 +4244,144 @@ func (r GetCRLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCRLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateEABCredentialResponse201Headers the declared response headers of an HTTP 201 response for CreateEABCredential
+type CreateEABCredentialResponse201Headers struct {
+	Location *string
+}
+
+type CreateEABCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EABCredential
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateEABCredentialResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateEABCredentialResponse) GetJSON201() *EABCredential {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateEABCredentialResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateEABCredentialResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateEABCredentialResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateEABCredentialResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateEABCredentialResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateEABCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateEABCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateEABCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateEABCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeEABCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EABCredential
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeEABCredentialResponse) GetJSON200() *EABCredential {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeEABCredentialResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeEABCredentialResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeEABCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeEABCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeEABCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeEABCredentialResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4976,6 +5412,62 @@ func (c *ClientWithResponses) GetCRLWithResponse(ctx context.Context, issuer str
 	return ParseGetCRLResponse(rsp)
 }
 
+// CreateEABCredentialWithBodyWithResponse make single-use ACME External Account Binding credentials for a customer
+//
+// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+// its first newAccount; the account then belongs to this reseller and
+// may order only the listed products (ACME profiles). A second
+// newAccount with the same credentials, or one after expires_at, is
+// refused. The HMAC key is shown in this answer only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+func (c *ClientWithResponses) CreateEABCredentialWithBodyWithResponse(ctx context.Context, params *CreateEABCredentialParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEABCredentialResponse, error) {
+	rsp, err := c.CreateEABCredentialWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEABCredentialResponse(rsp)
+}
+
+// CreateEABCredentialWithResponse make single-use ACME External Account Binding credentials for a customer
+//
+// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
+// its first newAccount; the account then belongs to this reseller and
+// may order only the listed products (ACME profiles). A second
+// newAccount with the same credentials, or one after expires_at, is
+// refused. The HMAC key is shown in this answer only.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/acme/eab (the `CreateEABCredential` operationId).
+func (c *ClientWithResponses) CreateEABCredentialWithResponse(ctx context.Context, params *CreateEABCredentialParams, body CreateEABCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEABCredentialResponse, error) {
+	rsp, err := c.CreateEABCredential(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEABCredentialResponse(rsp)
+}
+
+// RevokeEABCredentialWithResponse revoke EAB credentials and deactivate the ACME account made with them
+//
+// The account's later requests are refused with
+// urn:ietf:params:acme:error:unauthorized; certificates already issued
+// stay valid (revoke them with POST /v1/certificates/{serial}/revocation).
+// Revoking again answers the same.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/acme/eab/{kid} (the `RevokeEABCredential` operationId).
+func (c *ClientWithResponses) RevokeEABCredentialWithResponse(ctx context.Context, kid string, reqEditors ...RequestEditorFn) (*RevokeEABCredentialResponse, error) {
+	rsp, err := c.RevokeEABCredential(ctx, kid, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeEABCredentialResponse(rsp)
+}
+
 // CreateApplicationWithBodyWithResponse submit an application (starts application/<id>)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5755,6 +6247,120 @@ func ParseGetCRLResponse(rsp *http.Response) (*GetCRLResponse, error) {
 
 	case rsp.StatusCode == 304:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateEABCredentialResponse parses an HTTP response from a CreateEABCredentialWithResponse call
+func ParseCreateEABCredentialResponse(rsp *http.Response) (*CreateEABCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateEABCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EABCredential
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateEABCredentialResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeEABCredentialResponse parses an HTTP response from a RevokeEABCredentialWithResponse call
+func ParseRevokeEABCredentialResponse(rsp *http.Response) (*RevokeEABCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeEABCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EABCredential
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
