@@ -18,6 +18,8 @@
 //	BENCH_MASS_N             certificates to mass-revoke (default 1000000)
 //	BENCH_DV_N               DV applications (default 2000)
 //	BENCH_DV_CLIENTS         concurrent API clients (default 16)
+//	BENCH_DV_NOCT_N          DV applications with CT off, the comparison row
+//	                         (default BENCH_DV_N; 0 skips it)
 //	BENCH_CRL_N              CRL entries (default 1000000)
 //	BENCH_OCSP_SECONDS       OCSP load duration (default 15)
 //	BENCH_OCSP_CONNS         OCSP connections (default 8)
@@ -139,8 +141,15 @@ func run() error {
 	if on("dv") {
 		n := envInt("BENCH_DV_N", 2000)
 		stack.Logf("dv: %d applications", n)
-		r, err := benchDV(ctx, s, n+1, envInt("BENCH_DV_CLIENTS", 16))
+		r, err := benchDV(ctx, s, n+1, envInt("BENCH_DV_CLIENTS", 16), false)
 		record("1 DV issuance", r, err)
+		// The same issuance without Certificate Transparency, for the
+		// figure next to it (BENCH_DV_NOCT_N, default the same n; 0 skips it).
+		if m := envInt("BENCH_DV_NOCT_N", n); m > 0 {
+			stack.Logf("dv: %d applications with CT off, for comparison", m)
+			r, err := benchDV(ctx, s, m+1, envInt("BENCH_DV_CLIENTS", 16), true)
+			record("1 DV issuance", r, err)
+		}
 	}
 	if on("mass") {
 		n := envInt("BENCH_MASS_N", 1_000_000)

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -409,8 +410,23 @@ type appResponse struct {
 	Status     string `json:"status"`
 }
 
-func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
+// benchDV issues n DV applications through the API with conc clients and
+// compares the rate with a bare workflow of the same activity mix. With
+// withoutCT the starter is restarted under CERTDESK_CT_DISABLED (no
+// precertificate, no SCTs) for the comparison row, and back after.
+func benchDV(ctx context.Context, s *stack.Stack, n, conc int, withoutCT bool) ([]Row, error) {
+	if withoutCT {
+		if err := restartStarter(ctx, s, "true"); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := restartStarter(ctx, s, ""); err != nil {
+				stack.Logf("dv: restarting the starter with CT: %v", err)
+			}
+		}()
+	}
 	type app struct {
+		id        string
 		wid       string
 		submitted time.Time
 		closed    time.Time
@@ -457,7 +473,7 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 		if err := json.Unmarshal(b, &ar); err != nil {
 			return err
 		}
-		apps[i].wid = ar.WorkflowID
+		apps[i].id, apps[i].wid = ar.ID, ar.WorkflowID
 		return nil
 	}
 	wait := func(i int) error {
@@ -483,6 +499,20 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	}
 	if apps[0].status != status.AppIssued {
 		return nil, fmt.Errorf("first DV application ended %q, not issued (starter log: %s)", apps[0].status, stack.TailLog(s.Starter.LogPath, 5))
+	}
+	// The row says whether CT was on: what the first certificate carries.
+	var ctState string
+	var nSCT int
+	if err := s.Pool.QueryRowContext(ctx, `SELECT c.ct_state, (SELECT count(*) FROM certificate_scts s WHERE s.serial = c.serial)
+		FROM certificates c WHERE c.application_id = $1`, apps[0].id).Scan(&ctState, &nSCT); err != nil {
+		return nil, fmt.Errorf("the first DV certificate: %w", err)
+	}
+	if (ctState == "final") == withoutCT {
+		return nil, fmt.Errorf("the first DV certificate has ct_state %q with CT %s", ctState, map[bool]string{true: "off", false: "on"}[withoutCT])
+	}
+	ctNote := fmt.Sprintf("CT on: precertificate, %d SCTs from %d local logs, final certificate", nSCT, len(s.CTLogs.Logs))
+	if withoutCT {
+		ctNote = "CT off (CERTDESK_CT_DISABLED, comparison only): no precertificate, no SCTs"
 	}
 	mix, err := activityMix(ctx, s.TC, apps[0].wid)
 	if err != nil {
@@ -513,6 +543,15 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 	}
 	slices.Sort(lats)
 	dvRate := float64(n-1) / last.Sub(start).Seconds()
+	note := fmt.Sprintf("%d of %d issued; submitting took %.1f s; %s", issued, n-1, submitTook.Seconds(), ctNote)
+	if issued != n-1 {
+		note += " (NOT all issued)"
+	}
+	if withoutCT {
+		// The comparison row: the same issuance without CT, no bare run.
+		return []Row{{Scenario: "1 DV issuance", Figure: fmt.Sprintf("%d DV applications, same stack and clients, CT off", n-1), Value: dvRate, Unit: "certificates/s",
+			Mode: s.Mode, Note: fmt.Sprintf("%s; p50 %.1f s, p99 %.1f s; %d activities + %d local activities", note, pct(lats, 0.5).Seconds(), pct(lats, 0.99).Seconds(), acts, locals)}}, nil
+	}
 
 	// The bare workflow: as many no-op activities, same Temporal, same
 	// number of concurrent starts (through the client: there is no API).
@@ -521,12 +560,8 @@ func benchDV(ctx context.Context, s *stack.Stack, n, conc int) ([]Row, error) {
 		return nil, err
 	}
 	ratio := dvRate / bare
-	note := fmt.Sprintf("%d of %d issued; submitting took %.1f s", issued, n-1, submitTook.Seconds())
-	if issued != n-1 {
-		note += " (NOT all issued)"
-	}
 	return []Row{
-		{Scenario: "1 DV issuance", Figure: fmt.Sprintf("%d DV applications through POST /v1/applications, %d clients", n-1, conc), Value: dvRate, Unit: "certificates/s",
+		{Scenario: "1 DV issuance", Figure: fmt.Sprintf("%d DV applications through POST /v1/applications, %d clients, CT on", n-1, conc), Value: dvRate, Unit: "certificates/s",
 			Ratio: fmt.Sprintf("%.2f× bare", ratio), Target: "≥ 100/s and ≥ 0.8× bare", Met: met(dvRate >= 100 && ratio >= 0.8), Mode: s.Mode, Note: note},
 		{Scenario: "1 DV issuance", Figure: "latency p50 (submit → workflow closed)", Value: pct(lats, 0.5).Seconds(), Unit: "s", Mode: s.Mode},
 		{Scenario: "1 DV issuance", Figure: "latency p99", Value: pct(lats, 0.99).Seconds(), Unit: "s", Mode: s.Mode},
@@ -668,4 +703,16 @@ func parallel(n, conc int, f func(int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// restartStarter restarts the starter with CERTDESK_CT_DISABLED=v (empty:
+// unset) and waits for it.
+func restartStarter(ctx context.Context, s *stack.Stack, v string) error {
+	s.Starter.Kill(syscall.SIGTERM, 10*time.Second)
+	if v == "" {
+		delete(s.Env, "CERTDESK_CT_DISABLED")
+	} else {
+		s.Env["CERTDESK_CT_DISABLED"] = v
+	}
+	return s.StartStarter(ctx)
 }

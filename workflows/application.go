@@ -51,6 +51,11 @@ type ApplicationInput struct {
 	// DomainValidationMethod is "http-01" (file under /.well-known/pki-validation/)
 	// or "dns-txt"; empty means http-01.
 	DomainValidationMethod string
+	// WithoutCT issues a TLS certificate without Certificate Transparency
+	// (no precertificate, no SCTs), as before the application-ct change:
+	// the starter sets it only under CERTDESK_CT_DISABLED, a benchmark
+	// comparison on a development stack.
+	WithoutCT bool `json:",omitempty"`
 }
 
 // ReviewDecision is the body of the review Update.
@@ -340,7 +345,7 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	}
 	var sa *activities.SigningActivities
 	var issued activities.IssueResult
-	if product.TLS(in.Product) && workflow.GetVersion(ctx, ctChange, workflow.DefaultVersion, 1) >= 1 {
+	if product.TLS(in.Product) && !in.WithoutCT && workflow.GetVersion(ctx, ctChange, workflow.DefaultVersion, 1) >= 1 {
 		issued, err = w.issueLogged(ctx, sign)
 	} else {
 		err = sign(sa.IssueCertificate, w.issueInput(), &issued)

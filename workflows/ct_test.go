@@ -82,6 +82,25 @@ func TestApplicationClientNotLogged(t *testing.T) {
 	}
 }
 
+// WithoutCT (CERTDESK_CT_DISABLED, benchmark comparison only) issues a DV
+// certificate as before CT: no precertificate, no log submission.
+func TestApplicationWithoutCTIssuesDirectly(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var sa *activities.SigningActivities
+	var cta *activities.CTActivities
+	env.OnActivity(sa.IssuePrecertificate, mock.Anything, mock.Anything).Return(activities.IssueResult{}, errors.New("CT is off")).Never()
+	env.OnActivity(cta.SubmitPrecertificate, mock.Anything, mock.Anything).Return(activities.SubmitPrecertResult{}, errors.New("CT is off")).Never()
+	appMocks(env, &statuses)
+	in := appInput(product.ServerDV)
+	in.WithoutCT = true
+	env.ExecuteWorkflow(Application, in)
+	if r := result(t, env); r.Status != status.AppIssued {
+		t.Fatalf("result %+v", r)
+	}
+	env.AssertExpectations(t)
+}
+
 // With every log down the application waits, escalates to staff, and past
 // the deadline fails without a final certificate.
 func TestApplicationCTLogsDownEscalatesAndNeverIssues(t *testing.T) {

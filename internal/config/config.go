@@ -73,6 +73,11 @@ type Config struct {
 	// names the root programs' CT rules every TLS certificate must meet.
 	CTLogList string
 	CTPolicy  ct.Policy
+	// CTDisabled issues TLS certificates without Certificate Transparency
+	// (no precertificate, no SCTs: no browser accepts them). Benchmark
+	// comparison only: refused unless CERTDESK_DCV_DEV_NETWORKS marks a
+	// development stack.
+	CTDisabled bool
 	// CAADomains are the issuer domain names by which CAA records authorize
 	// this CA (its CP/CPS lists them).
 	CAADomains   []string
@@ -171,6 +176,8 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { c.CTLogList = v; return nil }},
 		{Name: "CERTDESK_CT_POLICY", Default: "chrome,apple", Help: "the CT policies every TLS certificate's SCTs must satisfy, comma-separated: chrome, apple; chrome-static and apple-static drop the RFC 6962-log rule (a development stack whose logs are all Static CT API logs)",
 			parse: func(c *Config, v string) (err error) { c.CTPolicy, err = ct.ParsePolicy(v); return err }},
+		{Name: "CERTDESK_CT_DISABLED", Default: "false", Help: "benchmark comparison only: `true` issues TLS certificates without precertificates or SCTs, which no browser accepts; refused unless CERTDESK_DCV_DEV_NETWORKS is set (a development stack)",
+			parse: func(c *Config, v string) (err error) { c.CTDisabled, err = strconv.ParseBool(v); return err }},
 		{Name: "CERTDESK_CAA_DOMAINS", Default: "certdesk.example", Help: "the CA's issuer domain names for CAA (`issue`, `issuewild`, `issuemail` values that authorize it), comma-separated, as the CP/CPS lists them",
 			parse: func(c *Config, v string) error {
 				c.CAADomains = nil
@@ -250,6 +257,9 @@ func loadFrom(lookup func(string) (string, bool), enforceRequired bool) (*Config
 		if err := v.parse(c, val); err != nil {
 			return nil, fmt.Errorf("config: %s=%q: %v", v.Name, redact(v.Name, val), err)
 		}
+	}
+	if c.CTDisabled && len(c.DCVDevNetworks) == 0 {
+		return nil, errors.New("config: CERTDESK_CT_DISABLED=true is for benchmarks on a development stack only (set CERTDESK_DCV_DEV_NETWORKS) and never for certificates anyone relies on: unset it")
 	}
 	return c, nil
 }

@@ -97,3 +97,22 @@ func TestTrustedProxies(t *testing.T) {
 		t.Fatalf("TrustedProxies %v", c.TrustedProxies)
 	}
 }
+
+// TestCTDisabledOnlyOnADevelopmentStack: CERTDESK_CT_DISABLED is refused
+// unless CERTDESK_DCV_DEV_NETWORKS marks a development stack.
+func TestCTDisabledOnlyOnADevelopmentStack(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y",
+		"CERTDESK_CT_DISABLED": "true"}
+	if _, err := LoadFrom(env(base)); err == nil || !strings.Contains(err.Error(), "CERTDESK_DCV_DEV_NETWORKS") {
+		t.Fatalf("CT disabled in production: err = %v, want a refusal naming CERTDESK_DCV_DEV_NETWORKS", err)
+	}
+	base["CERTDESK_DCV_DEV_NETWORKS"] = "127.0.0.0/8"
+	c, err := LoadFrom(env(base))
+	if err != nil || !c.CTDisabled {
+		t.Fatalf("CT disabled on a development stack: %v, CTDisabled=%v", err, c != nil && c.CTDisabled)
+	}
+	delete(base, "CERTDESK_CT_DISABLED")
+	if c, err := LoadFrom(env(base)); err != nil || c.CTDisabled {
+		t.Fatalf("default: %v, CTDisabled=%v; want CT on", err, c != nil && c.CTDisabled)
+	}
+}

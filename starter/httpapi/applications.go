@@ -97,7 +97,9 @@ func (s *Server) validateApplication(ctx context.Context, req *applicationReques
 	if p := s.checkCSR(ctx, req); p != nil {
 		return workflows.ApplicationInput{}, p
 	}
-	return req.input(), nil
+	in := req.input()
+	in.WithoutCT = s.cfg.WithoutCT && product.TLS(in.Product)
+	return in, nil
 }
 
 // checkCSR runs the product's CSR and key checks on a valid request,

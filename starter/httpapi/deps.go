@@ -107,6 +107,9 @@ type Config struct {
 	// X-Forwarded-For (see clientIPFrom); empty trusts no proxy and the
 	// header is ignored.
 	TrustedProxies []netip.Prefix
+	// WithoutCT starts TLS applications that skip Certificate
+	// Transparency (config.CTDisabled: benchmark comparison only).
+	WithoutCT bool
 }
 
 // ConfigFrom takes the HTTP API's values out of the process configuration.
@@ -114,6 +117,6 @@ func ConfigFrom(c *config.Config) Config {
 	return Config{
 		CADir: c.CADir, StaffToken: c.StaffToken, PublicBaseURL: c.PublicBaseURL,
 		TemporalUIURL: c.TemporalUIURL, TemporalNamespace: c.TemporalNamespace,
-		TrustedProxies: c.TrustedProxies,
+		TrustedProxies: c.TrustedProxies, WithoutCT: c.CTDisabled,
 	}
 }
