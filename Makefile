@@ -45,7 +45,12 @@ tools/acme-client/node_modules/.package-lock.json: tools/acme-client/package-loc
 $(BIN)/tesseract-posix: tools/tesseract/go.mod tools/tesseract/go.sum
 	cd tools/tesseract && $(GO) build -trimpath -o $@ github.com/transparency-dev/tesseract/cmd/tesseract/posix
 
-tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
+# certificate-transparency-go v1.3.2's sctcheck: checks a certificate's
+# embedded SCTs against the log list's keys, as a relying party would.
+$(BIN)/sctcheck: tools/sctcheck/go.mod tools/sctcheck/go.sum
+	cd tools/sctcheck && $(GO) build -trimpath -o $@ github.com/google/certificate-transparency-go/ctutil/sctcheck
+
+tools: $(BIN)/sctcheck $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
 
 # The reseller contract: redocly lint of the OpenAPI document, and the Go
 # client generated from it (oapi-codegen, pinned in tools/oapi-codegen).

@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -179,7 +182,35 @@ func loggedCertificate(t *testing.T, s *stack, appID string, wantLogs int) store
 	if err != nil || !strings.Contains(string(out), "CT Precertificate SCTs") {
 		t.Fatalf("openssl x509 -text: %v\n%s", err, out)
 	}
+	sctCheck(t, s.ct.ListPath, c.DER, issuer.Certificate().Raw, len(final.SCTList.SCTList))
 	return c
+}
+
+// sctCheck runs certificate-transparency-go's sctcheck (bin/sctcheck, make
+// tools) on the chain: every embedded SCT must verify against the key the
+// log list gives its log.
+func sctCheck(t *testing.T, listPath string, leaf, issuer []byte, n int) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(root, "bin", "sctcheck")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run make tools", bin)
+	}
+	chain := filepath.Join(t.TempDir(), "chain.pem")
+	pemChain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer})...)
+	if err := os.WriteFile(chain, pemChain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The local logs serve the Static CT API, not RFC 6962 get-proof-by-hash:
+	// inclusion is checked above from the tiles instead.
+	out, err := exec.Command(bin, "-check_inclusion=false", "-log_list="+listPath, chain).CombinedOutput()
+	want := fmt.Sprintf("Found %d embedded SCTs for %q, of which %d were validated", n, chain, n)
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("sctcheck: %v, want %q in:\n%s", err, want, out)
+	}
 }
 
 // waitEntryBundle reads the data tile holding entry idx once the log's
