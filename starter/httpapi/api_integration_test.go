@@ -571,7 +571,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 	t.Run("disclosure: request, code, staff check, signed package by link", func(t *testing.T) {
 		s.t = t
 		before, _ := s.mail.MessagesTo(context.Background(), alice.Email)
-		r := s.do("POST", "/v1/disclosure-requests", "", map[string]string{"name": alice.Name, "email": alice.Email}, nil)
+		r := s.do("POST", "/v1/disclosure-requests", "", map[string]string{"name": alice.Name, "email": alice.Email, "phone": alice.Phone}, nil)
 		var dr disclosureAccepted
 		r.json(t, &dr)
 		if r.code != 202 || dr.VerificationID == "" || dr.Delivery != "electronic" {
@@ -586,6 +586,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("code: %d %s", r.code, r.body)
 		}
 		s.confirmIdentity(dr.VerificationID)
+		s.approveDisclosure(dr.ID)
 		link := regexp.MustCompile(regexp.QuoteMeta(s.url) + `/v1/disclosures/[A-Za-z0-9_-]+`)
 		var url string
 		waitFor(t, "download link mailed", func() bool {

@@ -50,7 +50,7 @@ func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request)
 			cases.CaseStatus.ValueSet(workflows.DiscReceived),
 		),
 	}, workflows.Disclosure, workflows.DisclosureInput{
-		RequestID: id, Name: strings.TrimSpace(req.Name), Email: req.Email, Delivery: req.Delivery,
+		RequestID: id, Name: strings.TrimSpace(req.Name), Email: req.Email, Phone: strings.TrimSpace(req.Phone), Delivery: req.Delivery,
 		PostalAddress: strings.TrimSpace(req.PostalAddress), ReceivedAt: s.now().UTC(),
 	})
 	if err != nil {

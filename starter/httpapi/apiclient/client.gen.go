@@ -476,7 +476,12 @@ type RevokeCertificateParams struct {
 type CreateDisclosureRequestJSONBody struct {
 	Delivery *CreateDisclosureRequestJSONBodyDelivery `json:"delivery,omitempty"`
 	Email    openapi_types.Email                      `json:"email"`
-	Name     string                                   `json:"name"`
+
+	// Name as given when applying
+	Name string `json:"name"`
+
+	// Phone the phone number given when applying
+	Phone string `json:"phone"`
 
 	// PostalAddress required for paper
 	PostalAddress *string `json:"postal_address,omitempty"`
@@ -887,6 +892,10 @@ type ClientInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -901,6 +910,10 @@ type ClientInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1532,6 +1545,10 @@ func (c *Client) RevokeCertificate(ctx context.Context, serial string, params *R
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1556,6 +1573,10 @@ func (c *Client) CreateDisclosureRequestWithBody(ctx context.Context, params *Cr
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3186,6 +3207,10 @@ type ClientWithResponsesInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3200,6 +3225,10 @@ type ClientWithResponsesInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5146,6 +5175,10 @@ func (c *ClientWithResponses) RevokeCertificateWithResponse(ctx context.Context,
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5166,6 +5199,10 @@ func (c *ClientWithResponses) CreateDisclosureRequestWithBodyWithResponse(ctx co
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
