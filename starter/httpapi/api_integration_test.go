@@ -586,6 +586,24 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("code: %d %s", r.code, r.body)
 		}
 		s.confirmIdentity(dr.VerificationID)
+		// Staff read the compiled package before approving it; the view is
+		// in the staff access log, and nobody else gets it.
+		if r := s.do("GET", "/staff/disclosure-drafts/"+dr.ID, "", nil, nil); r.code != 401 {
+			t.Fatalf("draft without a staff token: %d", r.code)
+		}
+		var draft reply
+		waitFor(t, "compiled package", func() bool {
+			draft = s.do("GET", "/staff/disclosure-drafts/"+dr.ID, s.staffToken, nil, nil)
+			return draft.code == 200
+		})
+		if len(draft.hdr.Get("X-Package-SHA256")) != 64 || !bytes.Contains(draft.body, []byte(alice.Email)) ||
+			!strings.HasPrefix(draft.hdr.Get("Content-Type"), "text/html") {
+			t.Fatalf("draft: %v %.200s", draft.hdr, draft.body)
+		}
+		var views int
+		if err := s.pool.Get(&views, `SELECT count(*) FROM staff_access_log WHERE person_ref = $1`, "disclosure:"+dr.ID); err != nil || views == 0 {
+			t.Fatalf("draft views logged: %d (%v)", views, err)
+		}
 		s.approveDisclosure(dr.ID)
 		link := regexp.MustCompile(regexp.QuoteMeta(s.url) + `/v1/disclosures/[A-Za-z0-9_-]+`)
 		var url string

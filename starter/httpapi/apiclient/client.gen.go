@@ -183,6 +183,24 @@ func (e ResellerRevocationReason) Valid() bool {
 	}
 }
 
+// Defines values for GetDisclosureDraftParamsFormat.
+const (
+	Html GetDisclosureDraftParamsFormat = "html"
+	Json GetDisclosureDraftParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetDisclosureDraftParamsFormat enum.
+func (e GetDisclosureDraftParamsFormat) Valid() bool {
+	switch e {
+	case Html:
+		return true
+	case Json:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateDisclosureRequestJSONBodyDelivery.
 const (
 	Electronic CreateDisclosureRequestJSONBodyDelivery = "electronic"
@@ -426,6 +444,14 @@ type CreateCodecSessionFormdataBody struct {
 	StaffId *string `form:"staff_id,omitempty" json:"staff_id,omitempty"`
 	Token   string  `form:"token" json:"token"`
 }
+
+// GetDisclosureDraftParams defines parameters for GetDisclosureDraft.
+type GetDisclosureDraftParams struct {
+	Format *GetDisclosureDraftParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetDisclosureDraftParamsFormat defines parameters for GetDisclosureDraft.
+type GetDisclosureDraftParamsFormat string
 
 // CreateApplicationParams defines parameters for CreateApplication.
 type CreateApplicationParams struct {
@@ -785,6 +811,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRL(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDisclosureDraft the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+	//
+	// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+	GetDisclosureDraft(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApplicationWithBody submit an application (starts application/<id>)
 	//
@@ -1329,6 +1360,21 @@ func (c *Client) GetCRLPartitions(ctx context.Context, file string, reqEditors .
 // Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 func (c *Client) GetCRL(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCRLRequest(c.Server, issuer, shard)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDisclosureDraft the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+//
+// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+func (c *Client) GetDisclosureDraft(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDisclosureDraftRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2289,6 +2335,67 @@ func NewGetCRLRequest(server string, issuer string, shard string) (*http.Request
 	return req, nil
 }
 
+// NewGetDisclosureDraftRequest constructs an http.Request for the GetDisclosureDraft method
+func NewGetDisclosureDraftRequest(server string, id string, params *GetDisclosureDraftParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/staff/disclosure-drafts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateApplicationRequest calls the generic CreateApplication builder with application/json body
 func NewCreateApplicationRequest(server string, params *CreateApplicationParams, body CreateApplicationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3096,6 +3203,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRLWithResponse(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*GetCRLResponse, error)
+
+	// GetDisclosureDraftWithResponse the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+	GetDisclosureDraftWithResponse(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*GetDisclosureDraftResponse, error)
 
 	// CreateApplicationWithBodyWithResponse submit an application (starts application/<id>)
 	//
@@ -3975,6 +4089,68 @@ func (r GetCRLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCRLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetDisclosureDraftResponse200Headers the declared response headers of an HTTP 200 response for GetDisclosureDraft
+type GetDisclosureDraftResponse200Headers struct {
+	XPackageSHA256 *string
+}
+
+type GetDisclosureDraftResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDisclosureDraftResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDisclosureDraftResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDisclosureDraftResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDisclosureDraftResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDisclosureDraftResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDisclosureDraftResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDisclosureDraftResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDisclosureDraftResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5005,6 +5181,19 @@ func (c *ClientWithResponses) GetCRLWithResponse(ctx context.Context, issuer str
 	return ParseGetCRLResponse(rsp)
 }
 
+// GetDisclosureDraftWithResponse the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+func (c *ClientWithResponses) GetDisclosureDraftWithResponse(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*GetDisclosureDraftResponse, error) {
+	rsp, err := c.GetDisclosureDraft(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDisclosureDraftResponse(rsp)
+}
+
 // CreateApplicationWithBodyWithResponse submit an application (starts application/<id>)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5800,6 +5989,62 @@ func ParseGetCRLResponse(rsp *http.Response) (*GetCRLResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetDisclosureDraftResponse parses an HTTP response from a GetDisclosureDraftWithResponse call
+func ParseGetDisclosureDraftResponse(rsp *http.Response) (*GetDisclosureDraftResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDisclosureDraftResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDisclosureDraftResponse200Headers
+		if values := rsp.Header.Values("X-Package-SHA256"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Package-SHA256", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XPackageSHA256 = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
