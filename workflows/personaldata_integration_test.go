@@ -320,7 +320,7 @@ func TestDisclosureOnRealStack(t *testing.T) {
 	if res.Status != DiscDelivered || res.NothingHeld {
 		t.Fatalf("result %+v", res)
 	}
-	recordHistory(t, s.tc, wfID, "disclosure-paused-delivered")
+	recordHistory(t, s.tc, wfID, "disclosure-staff-checked") // disclosure-paused-delivered: before the staff check
 
 	// The link from the email.
 	msgs := s.mail.WaitFor(t, email, 2, 30*time.Second)
