@@ -601,7 +601,8 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("draft: %v %.200s", draft.hdr, draft.body)
 		}
 		var views int
-		if err := s.pool.Get(&views, `SELECT count(*) FROM staff_access_log WHERE person_ref = $1`, "disclosure:"+dr.ID); err != nil || views == 0 {
+		if err := s.pool.Get(&views, `SELECT count(*) FROM staff_access_log WHERE person_ref IN ($1, $2) AND channel = 'staff disclosure check'`,
+			"disclosure:"+dr.ID, "sub_"+appA); err != nil || views < 2 {
 			t.Fatalf("draft views logged: %d (%v)", views, err)
 		}
 		s.approveDisclosure(dr.ID)

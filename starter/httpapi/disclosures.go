@@ -3,6 +3,7 @@ package httpapi
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,11 +87,28 @@ func (s *Server) getDisclosureDraft(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "disclosure draft", err)
 		return
 	}
-	if err := s.st.RecordStaffAccess(r.Context(), store.StaffAccess{StaffID: staff, PersonRef: "disclosure:" + id,
-		Channel: "staff disclosure check", AccessedAt: s.now(),
-		Purpose: "checked the compiled disclosure package " + id + " before approve-disclosure (request " + requestIDOf(r) + ")"}); err != nil {
-		s.internalError(w, r, "record staff access", err)
-		return
+	// Logged under the request and every subscriber record in the package,
+	// so the access shows in those people's next disclosure (O8).
+	refs := []string{"disclosure:" + id}
+	var held struct {
+		Subscribers []struct {
+			ID string `json:"id"`
+		} `json:"subscriber_records"`
+	}
+	_ = json.Unmarshal(d.JSON, &held)
+	for _, sub := range held.Subscribers {
+		if sub.ID != "" {
+			refs = append(refs, sub.ID)
+		}
+	}
+	now := s.now()
+	for _, ref := range refs {
+		if err := s.st.RecordStaffAccess(r.Context(), store.StaffAccess{StaffID: staff, PersonRef: ref,
+			Channel: "staff disclosure check", AccessedAt: now,
+			Purpose: "checked the compiled disclosure package " + id + " before approve-disclosure (request " + requestIDOf(r) + ")"}); err != nil {
+			s.internalError(w, r, "record staff access", err)
+			return
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Package-SHA256", d.SHA256)
