@@ -606,6 +606,9 @@ func (w *disclosure) deliverPaper(ctx workflow.Context) error {
 		note = "paper delivery: print the signed 'no data held' answer " + w.state.PackageID +
 			" and mail it to the postal address on the request, then send the paper-sent Update"
 	}
+	if n := countOf(w.compiled.Withheld); n > 0 {
+		note += fmt.Sprintf("; %d record(s) found by the address alone were withheld (name or phone did not match)", n)
+	}
 	if err := notify(ctx, activities.Recipient{Staff: true}, mailer.StaffReminder, mailer.StaffCaseData{
 		CaseType: cases.TypeDisclosure, CaseID: w.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		DueAt: w.state.DueAt, Note: note,
