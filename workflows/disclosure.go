@@ -515,7 +515,8 @@ func (w *disclosure) steps(ctx workflow.Context) error {
 // A rejection keeps the case waiting for a later approval or a refusal.
 // Staff are reminded and the wait escalated like every staff wait.
 func (w *disclosure) staffCheck(ctx workflow.Context) error {
-	note := fmt.Sprintf("check the compiled disclosure package (sha256 %s), then send approve-disclosure (approve or reject)", w.compiled.SHA256)
+	note := fmt.Sprintf("check the compiled disclosure package (the starter's /staff/disclosure-drafts/%s, sha256 %s), "+
+		"then send approve-disclosure (approve or reject)", w.in.RequestID, w.compiled.SHA256)
 	if n := countOf(w.compiled.Withheld); n > 0 {
 		note += fmt.Sprintf("; %d record(s) found by the address alone were withheld (name or phone did not match)", n)
 	}
