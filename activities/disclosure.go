@@ -15,6 +15,7 @@ type DisclosureRequestInput struct {
 	RequestID     string
 	Name          string
 	Email         string
+	Phone         string // given at application time: the second matching factor
 	PostalAddress string
 	Delivery      string // electronic or paper
 	ReceivedAt    time.Time
@@ -26,7 +27,7 @@ type DisclosureRequestInput struct {
 // audits its receipt. Idempotent by request id.
 func (a *Activities) RecordDisclosureRequest(ctx context.Context, in DisclosureRequestInput) error {
 	if err := a.Store.CreateDisclosureRequest(ctx, store.DisclosureRequest{
-		ID: in.RequestID, Name: in.Name, Email: in.Email, PostalAddress: in.PostalAddress,
+		ID: in.RequestID, Name: in.Name, Email: in.Email, Phone: in.Phone, PostalAddress: in.PostalAddress,
 		ReceivedAt: in.ReceivedAt, DueAt: in.DueAt, DeliveryMethod: in.Delivery, WorkflowID: in.WorkflowID,
 	}); err != nil {
 		return storeErr(err, "disclosure request "+in.RequestID)
@@ -105,6 +106,9 @@ type CompileDisclosureResult struct {
 	Counts      map[string]int // records per category
 	DataItems   []string       // the categories disclosed (for the provision ledger)
 	PersonRefs  []string       // subscriber ids found (or the email reference)
+	// Withheld counts the records found by the address alone (name or
+	// phone number not matching): not disclosed; for the staff check.
+	Withheld map[string]int `json:",omitempty"`
 }
 
 // DisclosurePackage is the JSON document a requester receives (see
@@ -125,9 +129,9 @@ const (
 	ItemDisclosureRequests = disclosure.ItemDisclosureRequests
 )
 
-// CompileDisclosure gathers everything held about the person whose address
-// the request gives (found through the blind index: several subscriber
-// records may hold it), renders it as JSON and HTML and stores the draft
+// CompileDisclosure gathers everything held about the person who asks
+// (records found by the address through the blind index whose name and
+// phone number also match the request's; see disclosure.Compile), renders it as JSON and HTML and stores the draft
 // for the signer. Insert-once: a retry returns the first draft's digest. A
 // read that fails fails the activity (retried): the package promises all
 // data, so it is never stored partial.
@@ -156,9 +160,9 @@ func (a *Activities) CompileDisclosure(ctx context.Context, in CompileDisclosure
 		return CompileDisclosureResult{}, storeErr(err, "disclosure draft "+in.RequestID)
 	}
 	res := CompileDisclosureResult{SHA256: digest, NothingHeld: pkg.NothingHeld, Counts: pkg.Counts(),
-		DataItems: pkg.DataItems(), PersonRefs: personRefs}
+		DataItems: pkg.DataItems(), PersonRefs: personRefs, Withheld: pkg.Withheld}
 	if err := a.audit(ctx, "system", "disclosure.compiled", "disclosure:"+in.RequestID,
-		map[string]any{"sha256": digest, "counts": res.Counts}); err != nil {
+		map[string]any{"sha256": digest, "counts": res.Counts, "withheld": res.Withheld}); err != nil {
 		return CompileDisclosureResult{}, err
 	}
 	return res, nil

@@ -59,6 +59,12 @@ func (s *SigningActivities) SignDisclosurePackage(ctx context.Context, in SignDi
 	if err != nil {
 		return res, err
 	}
+	// One event per package (keyed by request and digest), before it is saved.
+	if err := s.auditSigning(ctx, AuditDisclosureSigned, "disclosure:"+in.RequestID, map[string]any{
+		"package": in.PackageID, "sha256": in.SHA256, "signer": res.Signer,
+	}, in.SHA256); err != nil {
+		return res, err
+	}
 	id, err := s.Store.SaveDisclosurePackage(ctx, store.DisclosurePackage{
 		ID: in.PackageID, RequestID: in.RequestID, JSON: draft.JSON, HTML: draft.HTML, SignatureDER: sig,
 	})

@@ -2,7 +2,10 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -234,6 +237,18 @@ func (a *Activities) RevokeBatch(ctx context.Context, in RevokeBatchInput) (Revo
 	shards := make([]ShardRef, len(r.Shards))
 	for i, sh := range r.Shards {
 		shards[i] = ShardRef{Issuer: sh.Issuer, Shard: sh.Shard}
+	}
+	// One event per page (keyed by the case and the page's cursor): a retry
+	// of the page finds it revoked and appends nothing more.
+	raw, err := json.Marshal(map[string]any{"after": in.After, "last": r.Last, "count": r.Count, "reason_code": in.ReasonCode,
+		"requested_by": in.RequestedBy})
+	if err != nil {
+		return RevokeBatchResult{}, nonRetryable(ErrTypeInvalid, "audit details: "+err.Error(), nil)
+	}
+	key := sha256.Sum256([]byte("mass_revocation.page|" + in.WorkflowID + "|" + in.After + "|" + fmt.Sprint(in.Limit)))
+	if _, err := a.Store.AppendAudit(ctx, store.AuditEvent{Actor: "workflow:" + in.WorkflowID, Action: "mass_revocation.page",
+		ObjectRef: "case:" + in.WorkflowID, Details: raw, EventKey: hex.EncodeToString(key[:])}); err != nil {
+		return RevokeBatchResult{}, err
 	}
 	return RevokeBatchResult{Count: r.Count, Last: r.Last, Shards: shards}, nil
 }

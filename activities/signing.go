@@ -41,6 +41,8 @@ type SigningStore interface {
 	GetDisclosureDraft(ctx context.Context, requestID string) (store.DisclosureDraft, error)
 	SaveDisclosurePackage(ctx context.Context, p store.DisclosurePackage) (string, error)
 	DeleteDisclosureDraft(ctx context.Context, requestID string) error
+	// The audit chain: every signing operation is recorded (issue 17).
+	AppendAudit(ctx context.Context, e store.AuditEvent) (store.AuditEvent, error)
 }
 
 // SigningActivities run only on the "certdesk-signing" task queue, in the
@@ -127,6 +129,11 @@ func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (Iss
 	p, err := s.prepare(ctx, in)
 	if err != nil || p.existing != nil {
 		if p.existing != nil {
+			// Audited again (one event by key): an earlier attempt may
+			// have stored the certificate and failed before its audit.
+			if err := s.auditCertificate(ctx, AuditCertificateSigned, *p.existing, in.ApplicationID); err != nil {
+				return IssueResult{}, err
+			}
 			return issueResult(*p.existing), nil
 		}
 		return IssueResult{}, err
@@ -141,6 +148,9 @@ func (s *SigningActivities) issueLocked(ctx context.Context, in IssueInput) (Iss
 	}
 	if err := s.Store.StoreCertificate(ctx, c); err != nil {
 		return IssueResult{}, storeErr(err, "certificate")
+	}
+	if err := s.auditCertificate(ctx, AuditCertificateSigned, c, in.ApplicationID); err != nil {
+		return IssueResult{}, err
 	}
 	s.firstOCSP(ctx, c.Serial)
 	return issueResult(c), nil

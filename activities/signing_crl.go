@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"runtime"
@@ -105,6 +107,14 @@ func (s *SigningActivities) publishCRL(ctx context.Context, sh ShardRef) error {
 	der, err := issuer.CRL(ctx, &pki.CRLRequest{Shard: sh.Shard, Number: big.NewInt(number), ThisUpdate: now, Entries: entries})
 	if err != nil {
 		return fmt.Errorf("CRL %s/%d: %w", sh.Issuer, sh.Shard, err)
+	}
+	// Audited once signed, before it is published: each CRLNumber is one
+	// signature (a retry draws a new number and is a new CRL).
+	sum := sha256.Sum256(der)
+	if err := s.auditSigning(ctx, AuditCRLSigned, fmt.Sprintf("crl:%s/%d", sh.Issuer, sh.Shard), map[string]any{
+		"number": number, "entries": len(entries), "this_update": now.Format(time.RFC3339), "sha256": hex.EncodeToString(sum[:]),
+	}, fmt.Sprint(number)); err != nil {
+		return err
 	}
 	_, err = s.Store.SaveCRL(ctx, store.CRL{Issuer: sh.Issuer, Shard: sh.Shard, Number: number, ThisUpdate: now,
 		NextUpdate: now.Add(pki.DefaultCRLValidity), DER: der})

@@ -88,6 +88,7 @@ func (s *SigningActivities) IssuePrecertificate(ctx context.Context, in IssueInp
 		if err != nil || p.existing != nil {
 			if p.existing != nil {
 				res = issueResult(*p.existing)
+				return s.auditCertificate(ctx, AuditPrecertificateSigned, *p.existing, in.ApplicationID)
 			}
 			return err
 		}
@@ -109,6 +110,9 @@ func (s *SigningActivities) IssuePrecertificate(ctx context.Context, in IssueInp
 			return storeErr(err, "precertificate")
 		}
 		c.CTState, c.PrecertDER = store.CTPrecert, c.DER
+		if err := s.auditCertificate(ctx, AuditPrecertificateSigned, c, in.ApplicationID); err != nil {
+			return err
+		}
 		s.firstOCSP(ctx, c.Serial)
 		res = issueResult(c)
 		return nil
@@ -138,6 +142,9 @@ func (s *SigningActivities) IssueFinalCertificate(ctx context.Context, in FinalI
 		switch c.CTState {
 		case store.CTFinal:
 			res = issueResult(c)
+			if err := s.auditCertificate(ctx, AuditCertificateSigned, c, in.In.ApplicationID); err != nil {
+				return err
+			}
 			res.SCTs, err = s.sctInfo(ctx, s.Store, c)
 			return err
 		case store.CTPrecert:
@@ -174,6 +181,9 @@ func (s *SigningActivities) IssueFinalCertificate(ctx context.Context, in FinalI
 			return storeErr(err, "final certificate")
 		}
 		c.DER, c.CTState = out.DER, store.CTFinal
+		if err := s.auditCertificate(ctx, AuditCertificateSigned, c, in.In.ApplicationID); err != nil {
+			return err
+		}
 		res = issueResult(c)
 		res.SCTs, err = s.sctInfo(ctx, s.Store, c)
 		return err

@@ -83,6 +83,16 @@ func TestIssueCertificateOncePerApplication(t *testing.T) {
 	if err := a.Store.DB().Get(&ocsp, `SELECT count(*) FROM ocsp_responses WHERE serial = $1 AND status = 'good'`, retry.Serial); err != nil || ocsp != 1 {
 		t.Fatalf("first OCSP answer: %d (err %v)", ocsp, err)
 	}
+	// The signature is audited once (issue 17), however many calls.
+	var audited []string
+	if err := a.Store.DB().Select(&audited, `SELECT action FROM audit_events WHERE object_ref = $1 ORDER BY seq`,
+		"certificate:"+retry.Serial); err != nil || len(audited) != 1 || audited[0] != AuditCertificateSigned {
+		t.Fatalf("certificate audit events %v (err %v)", audited, err)
+	}
+	if err := a.Store.DB().Get(&n, `SELECT count(*) FROM audit_events WHERE action = 'ocsp.signed' AND object_ref = $1`,
+		"ocsp:"+retry.Serial); err != nil || n != 1 {
+		t.Fatalf("first OCSP answer audited %d times (err %v)", n, err)
+	}
 }
 
 // TestIssueCertificateBurst: more issuances at once than the pool has

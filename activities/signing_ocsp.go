@@ -38,6 +38,9 @@ func (s *SigningActivities) signOCSP(ctx context.Context, serials []string) erro
 		}
 		batch = append(batch, r)
 	}
+	if err := s.auditOCSPBatch(ctx, batch); err != nil {
+		return err
+	}
 	_, err := s.Store.UpsertOCSPBatch(ctx, batch)
 	return err
 }
@@ -89,6 +92,9 @@ func (s *SigningActivities) RefreshOCSP(ctx context.Context, in RefreshOCSPInput
 		}
 		batch, err := s.signAll(ctx, refs, now)
 		if err != nil {
+			return total, err
+		}
+		if err := s.auditOCSPBatch(ctx, batch); err != nil {
 			return total, err
 		}
 		if _, err := s.Store.UpsertOCSPBatch(ctx, batch); err != nil {
@@ -194,6 +200,9 @@ func (s *SigningActivities) SignRevokedOCSP(ctx context.Context, in SignRevokedO
 		}
 		batch, err := s.signAll(ctx, revoked, now)
 		if err != nil {
+			return total, err
+		}
+		if err := s.auditOCSPBatch(ctx, batch); err != nil {
 			return total, err
 		}
 		if _, err := s.Store.UpsertOCSPBatch(ctx, batch); err != nil {

@@ -28,6 +28,18 @@ type fakeSigningStore struct {
 	locked    bool
 	reserved  int
 	lockCalls int
+	audited   []store.AuditEvent
+}
+
+// AppendAudit keeps the events, one per key as the store does.
+func (f *fakeSigningStore) AppendAudit(_ context.Context, e store.AuditEvent) (store.AuditEvent, error) {
+	for _, a := range f.audited {
+		if e.EventKey != "" && a.EventKey == e.EventKey {
+			return a, nil
+		}
+	}
+	f.audited = append(f.audited, e)
+	return e, nil
 }
 
 func (f *fakeSigningStore) WithIssuanceLock(ctx context.Context, _ string, fn func(context.Context) error) error {
@@ -87,6 +99,15 @@ func TestIssueReturnsStoredCertificate(t *testing.T) {
 	}
 	if res.Serial != "0a01" || res.Shard != 3 || !strings.HasPrefix(res.CertificatePEM, "-----BEGIN CERTIFICATE-----") || f.lockCalls != 1 {
 		t.Fatalf("%+v (lock calls %d)", res, f.lockCalls)
+	}
+	// The stored certificate's signature is audited (an attempt may have
+	// stored it and failed before auditing), once however often retried.
+	if _, err := s.IssueCertificate(context.Background(), issueIn()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.audited) != 1 || f.audited[0].Action != AuditCertificateSigned || f.audited[0].ObjectRef != "certificate:0a01" ||
+		f.audited[0].Actor != "ca:signer" {
+		t.Fatalf("audited %+v", f.audited)
 	}
 }
 

@@ -59,6 +59,10 @@ const (
 
 var discVariants = []string{discHeldDocs, discNone, discHeld, discPaper}
 
+// chaosSubscriber is the name on every chaos application but the client
+// ones; held disclosures ask with it.
+const chaosSubscriber = "Chaos Taro"
+
 // The OV organisation is in dev/registry.json (active).
 const (
 	ovOrganization = "株式会社サンプル商事"
@@ -71,6 +75,7 @@ type kase struct {
 	variant string // disclosure
 	domain  string
 	email   string // the subscriber's or the data subject's address
+	phone   string // the subscriber's phone; a held disclosure gives it with the name (issue 17)
 
 	// Written by the case's goroutine; read after wg.Wait.
 	id     string // application id or disclosure request id
@@ -128,12 +133,13 @@ func makeCases(n int, tag, zone string) []*kase {
 		}
 		k.domain = fmt.Sprintf("%s%04d-%s.%s", prefix, i, tag, zone)
 		k.email = fmt.Sprintf("sub%04d-%s@chaos.certdesk.jp", i, tag)
+		k.phone = fmt.Sprintf("+81 3 5555 %04d", i)
 		if k.kind == kindDisclosure {
 			k.variant = discVariants[nDisc%len(discVariants)]
 			nDisc++
 			if (k.variant == discHeld || k.variant == discHeldDocs || k.variant == discPaper) && lastDV != nil {
 				k.held = lastDV
-				k.email = lastDV.email
+				k.email, k.phone = lastDV.email, lastDV.phone
 				lastDV = nil // one disclosure per subject
 			} else if k.variant != discNone {
 				k.variant = discNone
@@ -207,7 +213,7 @@ func isTerminalApp(st string) bool {
 
 func (h *harness) runApplication(ctx context.Context, k *kase) error {
 	body := map[string]any{
-		"subscriber":  map[string]any{"name": "Chaos Taro", "email": k.email, "country": "JP"},
+		"subscriber":  map[string]any{"name": chaosSubscriber, "email": k.email, "phone": k.phone, "country": "JP"},
 		"attestation": map[string]any{"terms_version": "2026-01", "truthful": true},
 	}
 	switch k.kind {
@@ -215,7 +221,7 @@ func (h *harness) runApplication(ctx context.Context, k *kase) error {
 		body["product"] = product.ServerOV
 		body["csr"] = ecCSR()
 		body["domains"] = []string{k.domain}
-		body["subscriber"] = map[string]any{"name": "Chaos Taro", "email": k.email, "organization": ovOrganization,
+		body["subscriber"] = map[string]any{"name": chaosSubscriber, "email": k.email, "phone": k.phone, "organization": ovOrganization,
 			"country": ovCountry, "locality": "Chiyoda-ku", "province": "Tokyo"}
 	case kindClient:
 		csr, err := rsaCSR()
@@ -356,7 +362,13 @@ func (h *harness) runDisclosure(ctx context.Context, k *kase) error {
 			return fmt.Errorf("the held subject's application (#%d) was never recorded", k.held.i)
 		}
 	}
-	body := map[string]any{"name": "Chaos Hanako", "email": k.email}
+	// A held subject gives the name and phone number of the application
+	// (records match by email, name and phone); nothing is held about the
+	// others.
+	body := map[string]any{"name": "Chaos Hanako", "email": k.email, "phone": k.phone}
+	if k.held != nil {
+		body["name"] = chaosSubscriber
+	}
 	if k.variant == discPaper {
 		body["delivery"] = workflows.DeliveryPaper
 		body["postal_address"] = "東京都千代田区1-1"
@@ -393,6 +405,21 @@ func (h *harness) runDisclosure(ctx context.Context, k *kase) error {
 	}
 	if err := h.verifyIdentity(ctx, k.verWID, k.email); err != nil {
 		return err
+	}
+	if k.variant != discPaper {
+		// Staff check the compiled package before it is sent (issue 17),
+		// and a second click is refused.
+		if err := h.waitCaseStatus(ctx, k.wid, workflows.DiscAwaitingApproval); err != nil {
+			return fmt.Errorf("approve-disclosure: %w", err)
+		}
+		approve := workflows.PackageDecision{Reviewer: "chaos-reviewer", Decision: "approve"}
+		approved := func(ctx context.Context) bool {
+			return applied(ctx, h, k.wid, func(st workflows.DisclosureState) bool { return len(st.Decisions) > 0 })
+		}
+		if err := h.update(ctx, k.wid, workflows.ApproveDisclosureUpdate, approve, approved); err != nil {
+			return err
+		}
+		h.repeat(ctx, k.wid, workflows.ApproveDisclosureUpdate, approve, approved)
 	}
 	if k.variant == discPaper {
 		if err := h.waitCaseStatus(ctx, k.wid, workflows.DiscAwaitingPaper); err != nil {

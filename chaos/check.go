@@ -80,6 +80,9 @@ func expectedKeys(k *kase) map[string]string {
 	}
 	if k.kind == kindDisclosure {
 		out[mailer.Key(k.verWID, mailer.VerificationCode)] = k.email
+		if k.variant != discPaper {
+			out[mailer.Key(k.wid, mailer.StaffReminder, "package-check")] = "" // the staff check of the package
+		}
 		switch k.variant {
 		case discHeldDocs:
 			out[mailer.Key(k.wid, mailer.DisclosureDocuments, "documents", "1")] = k.email

@@ -316,6 +316,17 @@ func TestCTSignerKilledBetweenSteps(t *testing.T) {
 			if err := s.store.DB().Get(&scts, `SELECT count(*) FROM certificate_scts`); err != nil || scts != 2 {
 				t.Fatalf("%d SCT rows (%v), want 2", scts, err)
 			}
+			// Each signature audited once, retried or not (issue 17), with
+			// the application's workflow as actor.
+			var signed []string
+			if err := s.store.DB().Select(&signed, `SELECT action || ' ' || actor FROM audit_events
+				WHERE action IN ('precertificate.signed', 'certificate.signed') ORDER BY seq`); err != nil {
+				t.Fatal(err)
+			}
+			want := "precertificate.signed workflow:" + ApplicationWorkflowID(appID) + ",certificate.signed workflow:" + ApplicationWorkflowID(appID)
+			if strings.Join(signed, ",") != want {
+				t.Fatalf("signing audit events %v, want %s", signed, want)
+			}
 		})
 	}
 }

@@ -21,8 +21,10 @@ const (
 	DiscVerifyingIdentity   = "verifying_identity"
 	DiscWaitingForRequester = "waiting_for_requester" // documents asked for: the clock is paused
 	DiscCompiling           = "compiling"
-	DiscDelivering          = "delivering"     // electronic: link being armed and emailed
-	DiscAwaitingPaper       = "awaiting_paper" // signed package ready; staff print and mail it
+	DiscAwaitingApproval    = "awaiting_approval" // compiled; staff check it (approve-disclosure) before it is sent
+	DiscPackageRejected     = "package_rejected"  // staff rejected the package: approve it later or refuse
+	DiscDelivering          = "delivering"        // electronic: link being armed and emailed
+	DiscAwaitingPaper       = "awaiting_paper"    // signed package ready; staff print and mail it
 	DiscDelivered           = "delivered"
 	DiscRefused             = "refused" // APPI Art. 33(2), ground named
 	DiscClosed              = "closed"  // identity not verified
@@ -35,6 +37,7 @@ const (
 	DocumentsReceivedSignal = "documents-received"
 	RefuseUpdate            = "refuse"
 	PaperSentUpdate         = "paper-sent"
+	ApproveDisclosureUpdate = "approve-disclosure"
 )
 
 // Delivery methods; electronic is the default (O6).
@@ -53,12 +56,22 @@ var (
 	DisclosureAlertAfter      = 14 * 24 * time.Hour
 	DisclosureLinkValidity    = 7 * 24 * time.Hour
 	DisclosureLinkDownloads   = 3
+	// The staff check of a compiled package: a reminder after a day, an
+	// escalation after two (the O6 clock runs on meanwhile).
+	DisclosureApprovalReminder   = 24 * time.Hour
+	DisclosureApprovalEscalation = 48 * time.Hour
 )
 
 // disclosureSecretChange is the workflow.GetVersion change ID under which
 // the download token is made and emailed inside SendDisclosureLink;
 // histories from before it replay the SideEffect path.
 const disclosureSecretChange = "disclosure-secret-in-activity"
+
+// disclosureStaffCheckChange is the workflow.GetVersion change ID under
+// which an electronic delivery waits for staff to approve the compiled
+// package (approve-disclosure, issue 17); histories from before it deliver
+// right after signing.
+const disclosureStaffCheckChange = "disclosure-staff-check"
 
 // DisclosureWorkflowID is the workflow ID of disclosure request id.
 func DisclosureWorkflowID(id string) string { return cases.TypeDisclosure + "/" + id }
@@ -74,6 +87,7 @@ type DisclosureInput struct {
 	RequestID     string
 	Name          string
 	Email         string
+	Phone         string    // the phone number given when applying: matched with the name (issue 17)
 	Delivery      string    // electronic (default) or paper
 	PostalAddress string    // paper delivery only (required then)
 	ReceivedAt    time.Time // when the starter received it; default the workflow's start
@@ -106,6 +120,19 @@ type PaperSent struct {
 	Reference string `json:"reference"` // e.g. the registered-mail number
 }
 
+// PackageDecision is the body of the approve-disclosure Update: a staff
+// member checked the compiled package (that it holds only the requester's
+// data) before it is sent. Decision is approve or reject (a reason is
+// required then; it is kept in the case, not in the audit log). SHA256, if
+// given, must be the digest of the package checked (the status query's
+// PackageSHA256), so an approval cannot apply to another compilation.
+type PackageDecision struct {
+	Reviewer string `json:"reviewer"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	SHA256   string `json:"sha256"`
+}
+
 // DisclosurePause is one stop of the clock.
 type DisclosurePause struct {
 	Reviewer string
@@ -129,6 +156,8 @@ type DisclosureState struct {
 	Pauses         []DisclosurePause
 	NothingHeld    bool
 	Counts         map[string]int
+	Withheld       map[string]int // records found by the address whose name or phone did not match: not disclosed
+	Decisions      []PackageDecision
 	PackageID      string
 	PackageSHA256  string
 	LinkExpiresAt  time.Time
@@ -167,8 +196,9 @@ type disclosure struct {
 
 	refusal     *DisclosureRefusal
 	paper       *PaperSent
-	committed   bool // delivery started: no refusal any more
-	closed      bool // final: the clock stops
+	approved    *PackageDecision // the staff check passed
+	committed   bool             // delivery started: no refusal any more
+	closed      bool             // final: the clock stops
 	cancelSteps workflow.CancelFunc
 	// clockQueue holds pause changes still to be written, in order.
 	clockQueue []clockChange
@@ -269,6 +299,41 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveDisclosureUpdate,
+		func(ctx workflow.Context, d PackageDecision) (DisclosureState, error) {
+			if _, err := checkReviewer(ctx, d.Reviewer); err != nil {
+				return DisclosureState{}, err
+			}
+			// The check yielded: the case may have moved meanwhile.
+			if err := w.checkPackageDecision(d); err != nil {
+				return DisclosureState{}, err
+			}
+			if err := auditDecision(ctx, ApproveDisclosureUpdate, d.Reviewer, d.Decision); err != nil {
+				return DisclosureState{}, err
+			}
+			if err := w.checkPackageDecision(d); err != nil {
+				return DisclosureState{}, err
+			}
+			w.state.Decisions = append(w.state.Decisions, d)
+			if d.Decision == "approve" {
+				w.approved = &d
+			} else {
+				w.state.Status = DiscPackageRejected
+				_ = setStatus(ctx, DiscPackageRejected, "package rejected by staff: approve-disclosure again, or refuse")
+			}
+			return w.state, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d PackageDecision) error {
+			if err := w.checkPackageDecision(d); err != nil {
+				return err
+			}
+			if err := validateDecision(d.Decision, d.Reviewer, d.Reason, "approve", "reject"); err != nil {
+				return err
+			}
+			return checkLoggedText("reason", d.Reason, false)
+		}}); err != nil {
+		return err
+	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, PaperSentUpdate,
 		func(ctx workflow.Context, p PaperSent) (DisclosureState, error) {
 			w.committed = true
@@ -285,6 +350,19 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 			}
 			return checkLoggedText("reference", p.Reference, false)
 		}})
+}
+
+// checkPackageDecision says whether an approve-disclosure decision can
+// apply now: the case waits for the staff check and d names this package.
+func (w *disclosure) checkPackageDecision(d PackageDecision) error {
+	if (w.state.Status != DiscAwaitingApproval && w.state.Status != DiscPackageRejected) || w.approved != nil ||
+		w.refusal != nil || w.closed {
+		return fmt.Errorf("disclosure %s is %s, not waiting for the staff check of its package", w.in.RequestID, w.state.Status)
+	}
+	if d.SHA256 != "" && !strings.EqualFold(d.SHA256, w.state.PackageSHA256) {
+		return fmt.Errorf("package digest %s is not the one compiled for disclosure %s (see the status query)", d.SHA256, w.in.RequestID)
+	}
+	return nil
 }
 
 // checkLoggedText refuses text that goes to plain-text logs (pause reasons
@@ -313,7 +391,7 @@ func (w *disclosure) run(ctx workflow.Context) (DisclosureResult, error) {
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 
 	if err := workflow.ExecuteActivity(ctx, a.RecordDisclosureRequest, activities.DisclosureRequestInput{
-		RequestID: w.in.RequestID, Name: w.in.Name, Email: w.in.Email, PostalAddress: w.in.PostalAddress,
+		RequestID: w.in.RequestID, Name: w.in.Name, Email: w.in.Email, Phone: w.in.Phone, PostalAddress: w.in.PostalAddress,
 		Delivery: w.in.Delivery, ReceivedAt: w.in.ReceivedAt, DueAt: w.state.DueAt, WorkflowID: wfID,
 	}).Get(ctx, nil); err != nil {
 		return DisclosureResult{}, err
@@ -406,6 +484,14 @@ func (w *disclosure) steps(ctx workflow.Context) error {
 		return err
 	}
 	w.state.NothingHeld, w.state.Counts, w.state.PackageSHA256 = w.compiled.NothingHeld, w.compiled.Counts, w.compiled.SHA256
+	w.state.Withheld = w.compiled.Withheld
+	// Versioned: before the change an electronic package went out unchecked.
+	if w.in.Delivery == DeliveryElectronic &&
+		workflow.GetVersion(ctx, disclosureStaffCheckChange, workflow.DefaultVersion, 1) == 1 {
+		if err := w.staffCheck(ctx); err != nil {
+			return err
+		}
+	}
 	sctx := workflow.WithActivityOptions(ctx, signingActivityOptions())
 	var sa *activities.SigningActivities
 	var signed activities.SignDisclosureResult
@@ -421,6 +507,42 @@ func (w *disclosure) steps(ctx workflow.Context) error {
 		return w.deliverPaper(ctx)
 	}
 	return w.deliverElectronic(ctx)
+}
+
+// staffCheck waits for a staff member to approve the compiled package
+// before it is signed and sent (approve-disclosure; issue 17): a shared
+// address or a wrong record must be caught by a person, not mailed out.
+// A rejection keeps the case waiting for a later approval or a refusal.
+// Staff are reminded and the wait escalated like every staff wait.
+func (w *disclosure) staffCheck(ctx workflow.Context) error {
+	note := fmt.Sprintf("check the compiled disclosure package (the starter's /staff/disclosure-drafts/%s, sha256 %s), "+
+		"then send approve-disclosure (approve or reject)", w.in.RequestID, w.compiled.SHA256)
+	if n := countOf(w.compiled.Withheld); n > 0 {
+		note += fmt.Sprintf("; %d record(s) found by the address alone were withheld (name or phone did not match)", n)
+	}
+	// The request's row stays "compiling": its states are coarser.
+	w.state.Status = DiscAwaitingApproval
+	if err := setStatus(ctx, DiscAwaitingApproval, "waiting for the staff check of the package (approve-disclosure Update)"); err != nil {
+		return err
+	}
+	if err := notify(ctx, activities.Recipient{Staff: true}, mailer.StaffReminder, mailer.StaffCaseData{
+		CaseType: cases.TypeDisclosure, CaseID: w.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		DueAt: w.state.DueAt, Note: note,
+	}, "package-check"); err != nil {
+		return err
+	}
+	stop := startDeadlineWatch(ctx, deadlineWatch{caseType: cases.TypeDisclosure, stage: DiscAwaitingApproval, start: workflow.Now(ctx),
+		reminders: []time.Duration{DisclosureApprovalReminder}, escalation: DisclosureApprovalEscalation})
+	defer stop()
+	return workflow.Await(ctx, func() bool { return w.approved != nil })
+}
+
+func countOf(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func (w *disclosure) deliverElectronic(ctx workflow.Context) error {
@@ -484,6 +606,9 @@ func (w *disclosure) deliverPaper(ctx workflow.Context) error {
 	if w.compiled.NothingHeld {
 		note = "paper delivery: print the signed 'no data held' answer " + w.state.PackageID +
 			" and mail it to the postal address on the request, then send the paper-sent Update"
+	}
+	if n := countOf(w.compiled.Withheld); n > 0 {
+		note += fmt.Sprintf("; %d record(s) found by the address alone were withheld (name or phone did not match)", n)
 	}
 	if err := notify(ctx, activities.Recipient{Staff: true}, mailer.StaffReminder, mailer.StaffCaseData{
 		CaseType: cases.TypeDisclosure, CaseID: w.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,

@@ -48,6 +48,9 @@ type discCase struct {
 	verified    bool
 	verifyAfter time.Duration // how long identity verification takes
 	nothingHeld bool
+	// noApprove: no staff approve the compiled package (by default
+	// "alice" approves it half an hour after the verification ends).
+	noApprove bool
 }
 
 func discInput(delivery string) DisclosureInput {
@@ -124,6 +127,10 @@ func discMocks(env *testsuite.TestWorkflowEnvironment, r *discRecorder, c discCa
 			}
 			return VerificationResult{Verified: true, Evidence: "運転免許証", Reviewer: "bob"}, nil
 		}).Maybe()
+	if !c.noApprove {
+		// Rejected (not waiting) for paper deliveries and refused cases.
+		pdUpdate(env, c.verifyAfter+30*time.Minute, ApproveDisclosureUpdate, PackageDecision{Reviewer: "alice", Decision: "approve"}, nil)
+	}
 }
 
 func runDisclosure(env *testsuite.TestWorkflowEnvironment, in DisclosureInput) {
@@ -212,7 +219,7 @@ func TestDisclosureElectronicDeliveredByLink(t *testing.T) {
 	// Link: 7 days, 3 downloads, made and emailed inside SendDisclosureLink
 	// (the token never passes through the workflow): no disclosure_ready
 	// from the workflow itself.
-	if len(r.links) != 1 || r.links[0].Downloads != 3 || r.links[0].ExpiresAt.Sub(start.Add(time.Hour)) != 7*24*time.Hour ||
+	if len(r.links) != 1 || r.links[0].Downloads != 3 || r.links[0].ExpiresAt.Sub(start.Add(90*time.Minute)) != 7*24*time.Hour ||
 		r.links[0].Attempt != 1 || r.links[0].IdempotencyKey != "disclosure/dr_1|disclosure_ready" {
 		t.Fatalf("link %+v", r.links)
 	}
@@ -230,8 +237,14 @@ func TestDisclosureElectronicDeliveredByLink(t *testing.T) {
 	if s := discState(t, env); s.Status != DiscDelivered || s.Counts[activities.ItemCertificates] != 2 || s.LinkExpiresAt.IsZero() {
 		t.Fatalf("final state %+v", s)
 	}
-	if n := len(sent.of(mailer.StaffReminder)) + len(sent.of(mailer.StaffEscalation)); n != 0 {
-		t.Fatalf("%d staff notices for a disclosure answered in an hour", n)
+	// One staff notice: check the package (no reminder, no escalation).
+	if rem := sent.of(mailer.StaffReminder); len(rem) != 1 || rem[0].Key != "disclosure/dr_1|staff_reminder|package-check" ||
+		len(sent.of(mailer.StaffEscalation)) != 0 {
+		t.Fatalf("staff notices %+v for a disclosure answered in 90 minutes", rem)
+	}
+	if len(staffDecisions) != 1 || staffDecisions[0].Reviewer != "alice" || staffDecisions[0].Update != ApproveDisclosureUpdate ||
+		staffDecisions[0].Decision != "approve" || staffDecisions[0].Subject != "disclosure/dr_1" {
+		t.Fatalf("audited decisions %+v", staffDecisions)
 	}
 }
 
@@ -317,6 +330,18 @@ func TestDisclosureRefuseValidator(t *testing.T) {
 	}
 }
 
+// discClock is the O6 clock's staff notices of a kind (not those of the
+// package check).
+func discClock(sent *notices, kind mailer.Notice) []sentNotice {
+	var out []sentNotice
+	for _, n := range sent.of(kind) {
+		if strings.Contains(n.Key, "|disclosure-") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func TestDisclosureClockRemindsAtDay5EscalatesAt7AlertsAt14(t *testing.T) {
 	env, sent := newEnv(t)
 	r := &discRecorder{}
@@ -326,7 +351,7 @@ func TestDisclosureClockRemindsAtDay5EscalatesAt7AlertsAt14(t *testing.T) {
 	if res := discResult(t, env); res.Status != DiscDelivered {
 		t.Fatalf("result %+v", res)
 	}
-	rem, esc := sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)
+	rem, esc := discClock(sent, mailer.StaffReminder), discClock(sent, mailer.StaffEscalation)
 	if len(rem) != 1 || len(esc) != 2 {
 		t.Fatalf("reminders %d escalations %d, want 1 and 2", len(rem), len(esc))
 	}
@@ -391,7 +416,7 @@ func TestDisclosurePauseForDocumentsStopsTheClock(t *testing.T) {
 		t.Fatalf("documents notices %+v", docs)
 	}
 	// Paused 4 days: reminder at day 9, escalation at day 11, alert at day 18.
-	rem, esc := sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)
+	rem, esc := discClock(sent, mailer.StaffReminder), discClock(sent, mailer.StaffEscalation)
 	if len(rem) != 1 || len(esc) != 2 {
 		t.Fatalf("reminders %d escalations %d", len(rem), len(esc))
 	}
@@ -424,7 +449,7 @@ func TestDisclosureDocumentsReceivedSignalResumes(t *testing.T) {
 	if len(r.resumes) != 1 || r.resumes[0].PausedFor != 2*24*time.Hour {
 		t.Fatalf("resume %+v", r.resumes)
 	}
-	rem := sent.of(mailer.StaffReminder)
+	rem := discClock(sent, mailer.StaffReminder)
 	if len(rem) != 1 || rem[0].At.Sub(start) != 7*24*time.Hour {
 		t.Fatalf("reminder %+v (want day 5 + 2 days paused)", rem)
 	}
@@ -534,5 +559,92 @@ func TestDisclosureInputChecked(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// discUpdate sends an Update at a time and keeps its outcome: the
+// validator's rejection or the handler's error.
+func discUpdate(env *testsuite.TestWorkflowEnvironment, after time.Duration, name string, arg any, out *error) {
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(name, fmt.Sprint(name, "-", after), &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *out = err },
+			OnAccept:   func() {},
+			OnComplete: func(_ any, err error) { *out = err },
+		}, arg)
+	}, after)
+}
+
+// TestDisclosureStaffCheckBeforeElectronicDelivery (issue 17): a compiled
+// package is neither signed nor sent until an active staff member approves
+// it; a decision by someone who is not active staff, or about another
+// digest, is refused; a rejection keeps the case waiting (reminded and
+// escalated) until a later approval; every accepted decision is audited
+// with its reviewer.
+func TestDisclosureStaffCheckBeforeElectronicDelivery(t *testing.T) {
+	env, sent := newEnv(t)
+	r := &discRecorder{}
+	discMocks(env, r, discCase{verified: true, verifyAfter: time.Hour, noApprove: true})
+	start := env.Now()
+	digest := strings.Repeat("a", 64)
+	var waiting, rejected DisclosureState
+	var notStaff, otherDigest, noReason, rejectErr, approveErr error
+	discQueryAt(env, 2*time.Hour, &waiting)
+	discUpdate(env, 3*time.Hour, ApproveDisclosureUpdate, PackageDecision{Reviewer: "nobody", Decision: "approve"}, &notStaff)
+	discUpdate(env, 4*time.Hour, ApproveDisclosureUpdate, PackageDecision{Reviewer: "alice", Decision: "approve", SHA256: strings.Repeat("b", 64)}, &otherDigest)
+	discUpdate(env, 5*time.Hour, ApproveDisclosureUpdate, PackageDecision{Reviewer: "alice", Decision: "reject"}, &noReason)
+	discUpdate(env, 6*time.Hour, ApproveDisclosureUpdate, PackageDecision{Reviewer: "alice", Decision: "reject", Reason: "a record of another person"}, &rejectErr)
+	discQueryAt(env, 7*time.Hour, &rejected)
+	discUpdate(env, 3*24*time.Hour, ApproveDisclosureUpdate, PackageDecision{Reviewer: "carol", Decision: "approve", SHA256: digest}, &approveErr)
+	runDisclosure(env, discInput(""))
+	if res := discResult(t, env); res.Status != DiscDelivered {
+		t.Fatalf("result %+v", res)
+	}
+	if waiting.Status != DiscAwaitingApproval || waiting.PackageSHA256 != digest || waiting.PackageID != "" {
+		t.Fatalf("state before the check %+v", waiting)
+	}
+	if rejected.Status != DiscPackageRejected || len(rejected.Decisions) != 1 {
+		t.Fatalf("state after the rejection %+v", rejected)
+	}
+	for name, err := range map[string]error{"not active staff": notStaff, "other digest": otherDigest, "reject without reason": noReason} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if rejectErr != nil || approveErr != nil {
+		t.Fatalf("reject %v, approve %v", rejectErr, approveErr)
+	}
+	// Signed and sent only after the approval.
+	if len(r.signed) != 1 || len(r.links) != 1 || r.links[0].ExpiresAt.Sub(start) != 10*24*time.Hour {
+		t.Fatalf("signed %+v, links %+v", r.signed, r.links)
+	}
+	if len(staffDecisions) != 2 || staffDecisions[0].Decision != "reject" || staffDecisions[0].Reviewer != "alice" ||
+		staffDecisions[1].Decision != "approve" || staffDecisions[1].Reviewer != "carol" || staffDecisions[1].Update != ApproveDisclosureUpdate {
+		t.Fatalf("audited decisions %+v", staffDecisions)
+	}
+	// The check's notice, its reminder after a day and escalation after two.
+	var keys []string
+	for _, n := range append(sent.of(mailer.StaffReminder), sent.of(mailer.StaffEscalation)...) {
+		if !strings.Contains(n.Key, "|disclosure-") {
+			keys = append(keys, fmt.Sprintf("%s@%s", n.Key[strings.LastIndexByte(n.Key, '|')+1:], n.At.Sub(start)))
+		}
+	}
+	if got := strings.Join(keys, ","); got != "package-check@1h0m0s,awaiting_approval-reminder-1@25h0m0s,awaiting_approval-escalation@49h0m0s" {
+		t.Fatalf("staff notices %s", got)
+	}
+}
+
+// A package waiting for the staff check can still be refused: nothing is
+// signed or sent.
+func TestDisclosureRefusedAtStaffCheck(t *testing.T) {
+	env, _ := newEnv(t)
+	r := &discRecorder{}
+	discMocks(env, r, discCase{verified: true, verifyAfter: time.Hour, noApprove: true})
+	pdUpdate(env, 2*time.Hour, RefuseUpdate, DisclosureRefusal{Ground: 1, Reviewer: "carol", Explanation: "第三者の権利利益を害するおそれ"}, nil)
+	runDisclosure(env, discInput(""))
+	if res := discResult(t, env); res.Status != DiscRefused {
+		t.Fatalf("result %+v", res)
+	}
+	if len(r.compiled) != 1 || len(r.signed) != 0 || len(r.links) != 0 || len(r.delivered) != 0 {
+		t.Fatalf("compiled %d signed %d links %d delivered %d", len(r.compiled), len(r.signed), len(r.links), len(r.delivered))
 	}
 }

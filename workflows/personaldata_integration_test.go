@@ -3,6 +3,7 @@
 package workflows
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -233,6 +234,16 @@ func (s *pdStack) verifyIdentity(t *testing.T, requestID, email string) {
 	update(t, s.tc, verWF, ConfirmIdentityUpdate, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "運転免許証の写し"}, &vs)
 }
 
+// approvePackage waits for the staff check of a disclosure's compiled
+// package and approves it as "bob", returning the state checked.
+func approvePackage(t *testing.T, tc client.Client, wfID string) DisclosureState {
+	t.Helper()
+	st := waitStatus(t, tc, wfID, func(st DisclosureState) bool { return st.Status == DiscAwaitingApproval })
+	var after DisclosureState
+	update(t, tc, wfID, ApproveDisclosureUpdate, PackageDecision{Decision: "approve", Reviewer: "bob", SHA256: st.PackageSHA256}, &after)
+	return st
+}
+
 // TestDisclosureOnRealStack: a subscriber holding two certificates (two
 // subscriber records, as two applications leave them) asks for disclosure;
 // staff pause for documents and resume; after the code from MailDev and
@@ -267,7 +278,12 @@ func TestDisclosureOnRealStack(t *testing.T) {
 
 	reqID := "dr_" + s.suffix
 	wfID := DisclosureWorkflowID(reqID)
-	run := s.start(t, wfID, Disclosure, DisclosureInput{RequestID: reqID, Name: "山田 太郎", Email: email})
+	// Another person on the same address (issue 17): not disclosed.
+	if err := s.store.UpsertSubscriber(ctx, store.Subscriber{ID: "sub_other_" + s.suffix, ResellerID: rs, Name: "山田 花子",
+		Email: email, Phone: "+81-3-0000-0000"}); err != nil {
+		t.Fatal(err)
+	}
+	run := s.start(t, wfID, Disclosure, DisclosureInput{RequestID: reqID, Name: "山田太郎", Email: email, Phone: "+81 3 0000 0000"})
 
 	// Staff ask for documents: the clock stops, with the reason kept.
 	waitStatus(t, s.tc, wfID, func(st DisclosureState) bool { return st.Status == DiscVerifyingIdentity })
@@ -296,11 +312,15 @@ func TestDisclosureOnRealStack(t *testing.T) {
 	}
 
 	s.verifyIdentity(t, reqID, email)
+	checked := approvePackage(t, s.tc, wfID)
+	if checked.Withheld[activities.ItemSubscribers] != 1 {
+		t.Fatalf("withheld %v, want the other person's record", checked.Withheld)
+	}
 	res := pdResult[DisclosureResult](t, run)
 	if res.Status != DiscDelivered || res.NothingHeld {
 		t.Fatalf("result %+v", res)
 	}
-	recordHistory(t, s.tc, wfID, "disclosure-paused-delivered")
+	recordHistory(t, s.tc, wfID, "disclosure-staff-checked") // disclosure-paused-delivered: before the staff check
 
 	// The link from the email.
 	msgs := s.mail.WaitFor(t, email, 2, 30*time.Second)
@@ -330,6 +350,14 @@ func TestDisclosureOnRealStack(t *testing.T) {
 	}
 	if len(doc.Subscribers) != 2 || len(doc.Applications) != 2 {
 		t.Fatalf("subscribers %d applications %d", len(doc.Subscribers), len(doc.Applications))
+	}
+	for _, sub := range doc.Subscribers {
+		if sub.Name != "山田 太郎" {
+			t.Fatalf("another person's record disclosed: %s", sub.ID)
+		}
+	}
+	if bytes.Contains(pkg.JSON, []byte("花子")) || bytes.Contains(pkg.HTML, []byte("花子")) {
+		t.Fatal("the package names the other person on the address")
 	}
 	if len(doc.ThirdPartyProvisions) != 2 || doc.ThirdPartyProvisions[0].RecipientRef != rs {
 		t.Fatalf("provisions %+v", doc.ThirdPartyProvisions)
@@ -418,6 +446,7 @@ func TestDisclosureNothingHeldOnRealStack(t *testing.T) {
 		t.Fatalf("the first email must be the code and nothing else: %q", first.Subject)
 	}
 	s.verifyIdentity(t, reqID, email)
+	approvePackage(t, s.tc, DisclosureWorkflowID(reqID))
 	res := pdResult[DisclosureResult](t, run)
 	if res.Status != DiscDelivered || !res.NothingHeld {
 		t.Fatalf("result %+v", res)

@@ -97,7 +97,7 @@ func TestSecretsOutOfHistoryOnRealStack(t *testing.T) {
 	wfID := DisclosureWorkflowID(reqID)
 	verID := DisclosureVerificationID(reqID)
 	verWF := VerificationWorkflowID(verID)
-	run := s.start(t, wfID, Disclosure, DisclosureInput{RequestID: reqID, Name: "山田 花子", Email: email})
+	run := s.start(t, wfID, Disclosure, DisclosureInput{RequestID: reqID, Name: "山田 太郎", Email: email, Phone: "+81 3 0000 0000"})
 
 	msgs := s.mail.WaitFor(t, email, 1, 60*time.Second)
 	m := codeRE.FindStringSubmatch(msgs[0].Text)
@@ -127,6 +127,7 @@ func TestSecretsOutOfHistoryOnRealStack(t *testing.T) {
 	}
 	var vs VerificationState
 	update(t, s.tc, verWF, ConfirmIdentityUpdate, IdentityDecision{Decision: "confirm", Reviewer: "bob", Evidence: "運転免許証の写し"}, &vs)
+	approvePackage(t, s.tc, wfID)
 	if res := pdResult[DisclosureResult](t, run); res.Status != DiscDelivered || res.NothingHeld {
 		t.Fatalf("result %+v", res)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"certdesk/internal/pii"
 	"certdesk/internal/revocation"
 	"certdesk/internal/store"
 )
@@ -28,7 +29,6 @@ type Source interface {
 	ListStaffAccessByPerson(ctx context.Context, personRef string) ([]store.StaffAccess, error)
 	ListEmailsByRecipient(ctx context.Context, refs ...string) ([]store.EmailLogEntry, error)
 	ListInquiriesByEmail(ctx context.Context, email string) ([]store.Inquiry, error)
-	GetProvisionStop(ctx context.Context, inquiryID string) (store.ProvisionStop, error)
 	ListDisclosureRequestsByEmail(ctx context.Context, email, exceptID string) ([]store.DisclosureRequest, error)
 }
 
@@ -47,13 +47,19 @@ type Input struct {
 	Now time.Time
 }
 
-// Compile gathers everything src holds about the person whose address the
-// request gives: every subscriber record with that address (several may
-// hold it) and what hangs off each, the emails sent to them, their
-// inquiries and earlier requests. It returns the package and the person
-// references disclosed about (subscriber ids; the email reference when only
-// emails or inquiries matched; none when nothing is held). Any read that
-// fails fails the whole compilation: no partial package.
+// Compile gathers everything src holds about the person who asks: the
+// subscriber records with the request's address (several may hold it)
+// whose name and phone number also match those the request gives (see
+// Matches), and what hangs off each; the emails sent to them and to the
+// address; and earlier requests with the same address, name and phone
+// number. Records found by the address alone are not disclosed (a shared
+// address must not give away another person's data): they are counted in
+// Package.Withheld for the staff check, never listed. Inquiries name only an
+// address, so they cannot be told apart and are withheld too. It returns
+// the package and the person references disclosed about (subscriber ids;
+// the email reference when only emails or earlier requests matched; none
+// when nothing is held). Any read that fails fails the whole compilation:
+// no partial package.
 func Compile(ctx context.Context, src Source, in Input) (*Package, []string, error) {
 	now := in.Now
 	if now.IsZero() {
@@ -73,6 +79,10 @@ func Compile(ctx context.Context, src Source, in Input) (*Package, []string, err
 	refs := []string{in.EmailRef}
 	var personRefs []string
 	for _, s := range subs {
+		if !Matches(req.Name, req.Phone, s.Name, s.Phone) {
+			p.withhold(ItemSubscribers)
+			continue
+		}
 		refs = append(refs, "subscriber:"+s.ID)
 		personRefs = append(personRefs, s.ID)
 		p.Subscribers = append(p.Subscribers, Subscriber{ID: s.ID, ResellerID: s.ResellerID, Organization: s.Organization,
@@ -102,8 +112,10 @@ func Compile(ctx context.Context, src Source, in Input) (*Package, []string, err
 	return p, personRefs, nil
 }
 
-// addContact adds what is found by the address itself: emails, inquiries
-// and earlier disclosure requests.
+// addContact adds what is found by the address itself: the emails sent to
+// it (their notice and time; the mailbox holder received them) and earlier
+// disclosure requests whose name and phone number match; inquiries are
+// only counted as withheld.
 func addContact(ctx context.Context, src Source, p *Package, req store.DisclosureRequest, refs, exclude []string) error {
 	emails, err := src.ListEmailsByRecipient(ctx, refs...)
 	if err != nil {
@@ -119,23 +131,19 @@ func addContact(ctx context.Context, src Source, p *Package, req store.Disclosur
 	if err != nil {
 		return fmt.Errorf("inquiries: %w", err)
 	}
-	for _, q := range inqs {
-		d := Inquiry{ID: q.ID, Kind: q.Kind, Body: q.Body, Status: q.Status, Answer: q.Answer,
-			CreatedAt: q.CreatedAt.UTC(), AnsweredAt: utcPtr(q.AnsweredAt)}
-		if q.Kind == store.InquiryKindStopProvision {
-			st, err := src.GetProvisionStop(ctx, q.ID)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("provision stop of inquiry %s: %w", q.ID, err)
-			}
-			d.StopStatus = st.Status
-		}
-		p.Inquiries = append(p.Inquiries, d)
+	// An inquiry names only a contact address: nothing tells whose it is.
+	for range inqs {
+		p.withhold(ItemInquiries)
 	}
 	prev, err := src.ListDisclosureRequestsByEmail(ctx, req.Email, req.ID)
 	if err != nil {
 		return fmt.Errorf("earlier disclosure requests: %w", err)
 	}
 	for _, r := range prev {
+		if !Matches(req.Name, req.Phone, r.Name, r.Phone) {
+			p.withhold(ItemDisclosureRequests)
+			continue
+		}
 		p.DisclosureRequests = append(p.DisclosureRequests, Request{ID: r.ID, Name: r.Name, Delivery: r.DeliveryMethod,
 			State: r.State, ReceivedAt: r.ReceivedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt)})
 	}
@@ -213,6 +221,24 @@ func addSubscriber(ctx context.Context, src Source, p *Package, subID string) er
 			Channel: x.Channel, AccessedAt: x.AccessedAt.UTC()})
 	}
 	return nil
+}
+
+// Matches says whether a record (its name and phone number) belongs to the
+// requester who gave name and phone: both must be present on both sides
+// and equal after pii.NormalizeName and pii.NormalizePhone. A record with
+// no phone number on file, or a request without one, never matches: the
+// address alone, or the address and a name, is not enough.
+func Matches(name, phone, recordName, recordPhone string) bool {
+	n, rn := pii.NormalizeName(name), pii.NormalizeName(recordName)
+	ph, rph := pii.NormalizePhone(phone), pii.NormalizePhone(recordPhone)
+	return n != "" && ph != "" && n == rn && ph == rph
+}
+
+func (p *Package) withhold(item string) {
+	if p.Withheld == nil {
+		p.Withheld = map[string]int{}
+	}
+	p.Withheld[item]++
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

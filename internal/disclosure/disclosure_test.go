@@ -184,12 +184,14 @@ func person() *fakeSource {
 		},
 		inqs:  []store.Inquiry{{ID: "inq_1", Kind: store.InquiryKindStopProvision, Body: "止めてください", Status: "answered", CreatedAt: t0}},
 		stops: map[string]store.ProvisionStop{"inq_1": {InquiryID: "inq_1", Status: "stopped"}},
-		prev:  []store.DisclosureRequest{{ID: "dr_1", DeliveryMethod: "electronic", State: "delivered", ReceivedAt: t0}},
+		prev: []store.DisclosureRequest{{ID: "dr_1", Name: "山田太郎", Phone: "03-1234-5678", DeliveryMethod: "electronic",
+			State: "delivered", ReceivedAt: t0}},
 	}
 }
 
 func input() Input {
-	return Input{Request: store.DisclosureRequest{ID: "dr_2", Email: addr, ReceivedAt: t0.Add(72 * time.Hour)},
+	return Input{Request: store.DisclosureRequest{ID: "dr_2", Name: "山田　太郎", Email: addr, Phone: "+81-3-1234-5678",
+		ReceivedAt: t0.Add(72 * time.Hour)},
 		EmailRef: "email-bidx:ab", ExcludeKeyPrefixes: []string{"disclosure/dr_2|"}, Now: t0.Add(73 * time.Hour)}
 }
 
@@ -203,13 +205,13 @@ func TestCompileEverything(t *testing.T) {
 		t.Fatalf("nothing held %v, refs %v", p.NothingHeld, refs)
 	}
 	want := map[string]int{ItemSubscribers: 1, ItemApplications: 1, ItemCertificates: 1, ItemCorrections: 1, ItemRevocations: 1,
-		ItemEmails: 1, ItemProvisions: 1, ItemStaffAccess: 1, ItemInquiries: 1, ItemDisclosureRequests: 1}
+		ItemEmails: 1, ItemProvisions: 1, ItemStaffAccess: 1, ItemDisclosureRequests: 0}
 	for k, n := range want {
 		if p.Counts()[k] != n {
 			t.Errorf("%s: %d, want %d", k, p.Counts()[k], n)
 		}
 	}
-	if len(p.DataItems()) != len(want) {
+	if len(p.DataItems()) != len(want)-1 {
 		t.Errorf("data items %v", p.DataItems())
 	}
 	if p.Emails[0].Notice != "review_issued" {
@@ -224,8 +226,11 @@ func TestCompileEverything(t *testing.T) {
 	if a := p.Applications[0]; a.VerificationResult != "passed" || !strings.HasPrefix(a.CSRPEM, "-----BEGIN CERTIFICATE REQUEST-----") {
 		t.Errorf("application %+v", a)
 	}
-	if p.Inquiries[0].StopStatus != "stopped" || p.CompiledAt != t0.Add(73*time.Hour) {
-		t.Errorf("inquiry %+v, compiled %v", p.Inquiries[0], p.CompiledAt)
+	// The inquiry names only the address; the earlier request a national
+	// phone number (not the same digits): both withheld, counted.
+	if len(p.Inquiries) != 0 || p.Withheld[ItemInquiries] != 1 || p.Withheld[ItemDisclosureRequests] != 1 ||
+		p.CompiledAt != t0.Add(73*time.Hour) {
+		t.Errorf("inquiries %+v, withheld %v, compiled %v", p.Inquiries, p.Withheld, p.CompiledAt)
 	}
 }
 
@@ -235,7 +240,7 @@ func TestCompileFailsOnSourceError(t *testing.T) {
 	for _, m := range []string{"FindSubscribersByEmail", "ListApplicationsBySubscriber", "GetVerification",
 		"ListCertificatesBySubscriber", "GetCertificate", "GetRevocation", "ListCorrectionsBySubscriber",
 		"ListProvisionsByPerson", "ListStaffAccessByPerson", "ListEmailsByRecipient", "ListInquiriesByEmail",
-		"GetProvisionStop", "ListDisclosureRequestsByEmail"} {
+		"ListDisclosureRequestsByEmail"} {
 		src := person()
 		src.fail = m
 		p, refs, err := Compile(context.Background(), src, input())
@@ -254,7 +259,7 @@ func TestCompileAbsentRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Revocations) != 0 || p.Applications[0].VerificationResult != "" || p.Inquiries[0].StopStatus != "" {
+	if len(p.Revocations) != 0 || p.Applications[0].VerificationResult != "" {
 		t.Fatalf("%+v", p)
 	}
 	// A certificate listed but not readable is an error, not a gap.
@@ -262,6 +267,71 @@ func TestCompileAbsentRows(t *testing.T) {
 	src.certs["listed-only"] = store.Certificate{Serial: "0b02", SubscriberID: "sub_1"}
 	if _, _, err := Compile(context.Background(), src, input()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unreadable certificate: %v", err)
+	}
+}
+
+// A shared address (issue 17): only the record whose name and phone number
+// both match the request is disclosed; the others are counted as withheld
+// and appear nowhere in the package or its renderings.
+func TestCompileSharedAddress(t *testing.T) {
+	src := person()
+	src.subs = append(src.subs,
+		store.Subscriber{ID: "sub_2", ResellerID: "rs_1", Name: "山田 花子", Email: addr, Phone: "+81 3 1234 5678"}, // same phone, other name
+		store.Subscriber{ID: "sub_3", ResellerID: "rs_2", Name: "山田太郎", Email: addr, Phone: "+81 90 0000 0000"}, // same name, other phone
+		store.Subscriber{ID: "sub_4", ResellerID: "rs_2", Name: "山田太郎", Email: addr},                            // no phone on file
+	)
+	src.apps["sub_2"] = []store.Application{{ID: "app_hanako", ResellerID: "rs_1", Product: product.ClientSign, CSR: []byte{0x30, 0x00}}}
+	src.prev = append(src.prev, store.DisclosureRequest{ID: "dr_0", Name: "山田 太郎", Phone: "+81312345678", State: "delivered", ReceivedAt: t0})
+	p, refs, err := Compile(context.Background(), src, input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(refs, ",") != "sub_1" || len(p.Subscribers) != 1 || p.Subscribers[0].ID != "sub_1" || len(p.Applications) != 1 {
+		t.Fatalf("disclosed %v: %+v", refs, p.Subscribers)
+	}
+	if p.Withheld[ItemSubscribers] != 3 || p.Withheld[ItemDisclosureRequests] != 1 || len(p.DisclosureRequests) != 1 ||
+		p.DisclosureRequests[0].ID != "dr_0" {
+		t.Errorf("withheld %v, earlier requests %+v", p.Withheld, p.DisclosureRequests)
+	}
+	if strings.Join(src.refsGot, ",") != "email-bidx:ab,subscriber:sub_1" {
+		t.Errorf("emails looked up by %v (another person's emails)", src.refsGot)
+	}
+	j, err := Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := RenderHTML(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{"花子", "sub_2", "sub_3", "sub_4", "app_hanako", "withheld", "90 0000"} {
+		if strings.Contains(string(j), leak) || strings.Contains(string(h), leak) {
+			t.Errorf("package holds %q", leak)
+		}
+	}
+	// No name or no phone number on the request: nothing matches.
+	in := input()
+	in.Request.Phone = ""
+	if p, refs, err := Compile(context.Background(), src, in); err != nil || len(p.Subscribers) != 0 || refs != nil && refs[0] == "sub_1" {
+		t.Errorf("without a phone number: %d records, refs %v, %v", len(p.Subscribers), refs, err)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	for _, c := range []struct {
+		name, phone, rname, rphone string
+		want                       bool
+	}{
+		{"山田 太郎", "+81 3-1234-5678", "山田太郎", "+81312345678", true},
+		{"Taro  YAMADA", "０３１２３４５６７８", "taro yamada", "03-1234-5678", true},
+		{"山田 太郎", "+81 3-1234-5678", "山田 花子", "+81312345678", false},
+		{"山田 太郎", "+81 3-1234-5678", "山田太郎", "0312345678", false},
+		{"山田 太郎", "", "山田太郎", "", false},
+		{"", "+81312345678", "", "+81312345678", false},
+	} {
+		if got := Matches(c.name, c.phone, c.rname, c.rphone); got != c.want {
+			t.Errorf("Matches(%q, %q, %q, %q) = %v", c.name, c.phone, c.rname, c.rphone, got)
+		}
 	}
 }
 
@@ -319,6 +389,10 @@ func TestMarshalAndRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Compile withholds inquiries (they name only an address); the
+	// rendering of one is still checked.
+	p.Inquiries = []Inquiry{{ID: "inq_1", Kind: store.InquiryKindStopProvision, Body: "止めてください", Status: "answered",
+		StopStatus: "stopped", CreatedAt: t0}}
 	j, err := Marshal(p)
 	if err != nil {
 		t.Fatal(err)

@@ -66,6 +66,12 @@ type Package struct {
 	StaffAccess          []Access      `json:"staff_access"`
 	Inquiries            []Inquiry     `json:"inquiries"`
 	DisclosureRequests   []Request     `json:"previous_disclosure_requests"`
+
+	// Withheld counts, per category, the records found by the address
+	// whose name or phone number did not match the request's (see
+	// Matches). For the staff check only: never part of the package the
+	// requester receives, which must not hint at another person's data.
+	Withheld map[string]int `json:"-"`
 }
 
 // Subscriber is one subscriber record.

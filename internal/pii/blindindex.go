@@ -111,3 +111,17 @@ func foldWidth(s string) string {
 		return r
 	}, s)
 }
+
+// NormalizeName is the form in which two spellings of a person's name are
+// compared (disclosure matching): full-width ASCII folded, letters
+// lower-cased and every space removed, so "山田 太郎", "山田　太郎" and
+// "山田太郎", or "Taro Yamada" and "taro  yamada", are one name. It does
+// not transliterate (山田 is not Yamada) or reorder given and family names.
+func NormalizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, foldWidth(s))
+}

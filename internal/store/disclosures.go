@@ -32,6 +32,7 @@ type DisclosureRequest struct {
 	ID             string
 	Name           string
 	Email          string
+	Phone          string // the phone number given at application time (second matching factor)
 	PostalAddress  string // required for paper delivery
 	State          string
 	StateReason    string
@@ -53,6 +54,7 @@ type disclosureRow struct {
 	ID               string         `db:"id"`
 	NameEnc          []byte         `db:"name_enc"`
 	EmailEnc         []byte         `db:"email_enc"`
+	PhoneEnc         []byte         `db:"phone_enc"`
 	PostalAddressEnc []byte         `db:"postal_address_enc"`
 	State            string         `db:"state"`
 	StateReason      string         `db:"state_reason"`
@@ -70,7 +72,7 @@ type disclosureRow struct {
 	UpdatedAt        time.Time      `db:"updated_at"`
 }
 
-const disclosureCols = `id, name_enc, email_enc, postal_address_enc, state, state_reason, received_at, due_at,
+const disclosureCols = `id, name_enc, email_enc, phone_enc, postal_address_enc, state, state_reason, received_at, due_at,
 	delivery_method, verification_id, package_ref, link_expires_at, downloads_left, paused_reason, paused_at,
 	delivered_at, workflow_id, updated_at`
 
@@ -88,16 +90,18 @@ func (s *Store) CreateDisclosureRequest(ctx context.Context, r DisclosureRequest
 	w := s.sealer("disclosure_requests", r.ID)
 	name := w.opt("name_enc", r.Name)
 	email := w.req("email_enc", []byte(r.Email))
+	phone := w.opt("phone_enc", r.Phone)
 	addr := w.opt("postal_address_enc", r.PostalAddress)
 	if w.err != nil {
 		return w.err
 	}
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO disclosure_requests (id, email_bidx, name_enc, email_enc, postal_address_enc, received_at, due_at,
-			delivery_method, workflow_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO disclosure_requests (id, email_bidx, name_enc, email_enc, phone_enc, phone_bidx, postal_address_enc,
+			received_at, due_at, delivery_method, workflow_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO NOTHING`,
-		r.ID, s.bidx.Email(r.Email), name, email, addr, r.ReceivedAt, r.DueAt, r.DeliveryMethod, r.WorkflowID)
+		r.ID, s.bidx.Email(r.Email), name, email, phone, s.bidx.Phone(r.Phone), addr, r.ReceivedAt, r.DueAt,
+		r.DeliveryMethod, r.WorkflowID)
 	if pqCode(err) == codeCheckViolation {
 		return fmt.Errorf("store: disclosure request %s refused (an email address is required; paper delivery needs a postal address): %w", r.ID, err)
 	}
@@ -116,6 +120,7 @@ func (s *Store) GetDisclosureRequest(ctx context.Context, id string) (Disclosure
 	o := s.opener("disclosure_requests", row.ID)
 	r := DisclosureRequest{
 		ID: row.ID, Name: o.str("name_enc", row.NameEnc), Email: o.str("email_enc", row.EmailEnc),
+		Phone:         o.str("phone_enc", row.PhoneEnc),
 		PostalAddress: o.str("postal_address_enc", row.PostalAddressEnc),
 		State:         row.State, StateReason: row.StateReason, ReceivedAt: row.ReceivedAt, DueAt: row.DueAt,
 		DeliveryMethod: row.DeliveryMethod, VerificationID: row.VerificationID.String, PackageRef: row.PackageRef.String,

@@ -15,7 +15,8 @@ import (
 // personal data planted across the tables; none may appear in clear.
 var planted = []string{"山田太郎", "株式会社テスト", "東京都千代田区1-1", "Taro.Yamada@Example.JP", "taro.yamada@example.jp",
 	"+81 3-1234-5678", "+81312345678", "ra@reseller-a.example", "佐藤花子", "hanako.sato@example.jp", "090-9999-0000",
-	"鈴木一郎", "ichiro@example.jp", "大阪府大阪市2-2", "苦情の本文です", "回答です", "csr-der-app_1", "der-app_1"}
+	"鈴木一郎", "ichiro@example.jp", "大阪府大阪市2-2", "苦情の本文です", "回答です", "csr-der-app_1", "der-app_1",
+	"06-7777-8888", "0677778888"}
 
 func TestNoPersonalDataInClear(t *testing.T) {
 	t.Parallel()
@@ -26,8 +27,17 @@ func TestNoPersonalDataInClear(t *testing.T) {
 	must(t, s.CreateCorrection(bg, Correction{ID: "co_1", Serial: cert.Serial, ResellerID: "rs_a",
 		OldValues: map[string]string{"name": "山田太郎"}, NewValues: map[string]string{"name": "鈴木一郎"}, Classification: "printed"}))
 	must(t, s.CreateDisclosureRequest(bg, DisclosureRequest{ID: "dr_1", Name: "鈴木一郎", Email: "ichiro@example.jp",
-		PostalAddress: "大阪府大阪市2-2", DeliveryMethod: "paper", DueAt: time.Now()}))
-	_, err := s.SaveDisclosurePackage(bg, DisclosurePackage{ID: "dp_1", RequestID: "dr_1", JSON: []byte(`{"name":"鈴木一郎"}`),
+		Phone: "06-7777-8888", PostalAddress: "大阪府大阪市2-2", DeliveryMethod: "paper", DueAt: time.Now()}))
+	// The phone number (the second disclosure matching factor) is sealed
+	// and blind-indexed, and reads back.
+	dr, err := s.GetDisclosureRequest(bg, "dr_1")
+	must(t, err)
+	var phoneIdx []byte
+	must(t, s.db.Get(&phoneIdx, `SELECT phone_bidx FROM disclosure_requests WHERE id = 'dr_1'`))
+	if dr.Phone != "06-7777-8888" || !bytes.Equal(phoneIdx, s.bidx.Phone("０６ ７７７７ ８８８８")) {
+		t.Fatalf("disclosure request phone %q, index %x", dr.Phone, phoneIdx)
+	}
+	_, err = s.SaveDisclosurePackage(bg, DisclosurePackage{ID: "dp_1", RequestID: "dr_1", JSON: []byte(`{"name":"鈴木一郎"}`),
 		HTML: []byte("<p>鈴木一郎</p>"), SignatureDER: []byte{0x30}})
 	must(t, err)
 	must(t, s.CreateInquiry(bg, Inquiry{ID: "iq_1", Kind: "complaint", Contact: "ichiro@example.jp", Body: "苦情の本文です", DueAt: time.Now()}))

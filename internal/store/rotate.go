@@ -24,7 +24,7 @@ var encryptedTables = []encryptedTable{
 	{"applications", "id", []string{"csr_enc"}},
 	{"certificates", "serial", []string{"der_enc", "precert_der_enc"}},
 	{"corrections", "id", []string{"old_values_enc", "new_values_enc"}},
-	{"disclosure_requests", "id", []string{"name_enc", "email_enc", "postal_address_enc"}},
+	{"disclosure_requests", "id", []string{"name_enc", "email_enc", "phone_enc", "postal_address_enc"}},
 	{"disclosure_packages", "id", []string{"json_enc", "html_enc"}},
 	{"disclosure_drafts", "request_id", []string{"json_enc", "html_enc"}},
 	{"inquiries", "id", []string{"contact_enc", "body_enc", "answer_enc"}},

@@ -571,7 +571,7 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 	t.Run("disclosure: request, code, staff check, signed package by link", func(t *testing.T) {
 		s.t = t
 		before, _ := s.mail.MessagesTo(context.Background(), alice.Email)
-		r := s.do("POST", "/v1/disclosure-requests", "", map[string]string{"name": alice.Name, "email": alice.Email}, nil)
+		r := s.do("POST", "/v1/disclosure-requests", "", map[string]string{"name": alice.Name, "email": alice.Email, "phone": alice.Phone}, nil)
 		var dr disclosureAccepted
 		r.json(t, &dr)
 		if r.code != 202 || dr.VerificationID == "" || dr.Delivery != "electronic" {
@@ -586,6 +586,26 @@ func TestResellerAPIOnRealStack(t *testing.T) {
 			t.Fatalf("code: %d %s", r.code, r.body)
 		}
 		s.confirmIdentity(dr.VerificationID)
+		// Staff read the compiled package before approving it; the view is
+		// in the staff access log, and nobody else gets it.
+		if r := s.do("GET", "/staff/disclosure-drafts/"+dr.ID, "", nil, nil); r.code != 401 {
+			t.Fatalf("draft without a staff token: %d", r.code)
+		}
+		var draft reply
+		waitFor(t, "compiled package", func() bool {
+			draft = s.do("GET", "/staff/disclosure-drafts/"+dr.ID, s.staffToken, nil, nil)
+			return draft.code == 200
+		})
+		if len(draft.hdr.Get("X-Package-SHA256")) != 64 || !bytes.Contains(draft.body, []byte(alice.Email)) ||
+			!strings.HasPrefix(draft.hdr.Get("Content-Type"), "text/html") {
+			t.Fatalf("draft: %v %.200s", draft.hdr, draft.body)
+		}
+		var views int
+		if err := s.pool.Get(&views, `SELECT count(*) FROM staff_access_log WHERE person_ref IN ($1, $2) AND channel = 'staff disclosure check'`,
+			"disclosure:"+dr.ID, "sub_"+appA); err != nil || views < 2 {
+			t.Fatalf("draft views logged: %d (%v)", views, err)
+		}
+		s.approveDisclosure(dr.ID)
 		link := regexp.MustCompile(regexp.QuoteMeta(s.url) + `/v1/disclosures/[A-Za-z0-9_-]+`)
 		var url string
 		waitFor(t, "download link mailed", func() bool {

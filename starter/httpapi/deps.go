@@ -51,8 +51,9 @@ type Store interface {
 	// Update carries it instead of the value).
 	ChallengeDigest(verificationID string, kind challenge.Kind, value string) (string, error)
 
-	// Disclosure downloads (O6).
+	// Disclosure downloads (O6), and the compiled draft staff check first.
 	ConsumeDisclosureDownload(ctx context.Context, token string, now time.Time) (store.DisclosurePackage, error)
+	GetDisclosureDraft(ctx context.Context, requestID string) (store.DisclosureDraft, error)
 
 	// The CA repository: CRLs and pre-signed OCSP responses.
 	LatestCRL(ctx context.Context, issuer string, shard int) (store.CRL, error)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,7 +51,7 @@ func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request)
 			cases.CaseStatus.ValueSet(workflows.DiscReceived),
 		),
 	}, workflows.Disclosure, workflows.DisclosureInput{
-		RequestID: id, Name: strings.TrimSpace(req.Name), Email: req.Email, Delivery: req.Delivery,
+		RequestID: id, Name: strings.TrimSpace(req.Name), Email: req.Email, Phone: strings.TrimSpace(req.Phone), Delivery: req.Delivery,
 		PostalAddress: strings.TrimSpace(req.PostalAddress), ReceivedAt: s.now().UTC(),
 	})
 	if err != nil {
@@ -62,6 +63,64 @@ func (s *Server) createDisclosureRequest(w http.ResponseWriter, r *http.Request)
 }
 
 var linkTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{20,128}$`)
+
+var disclosureIDPattern = regexp.MustCompile(`^dr_[A-Za-z0-9_-]{1,64}$`)
+
+// getDisclosureDraft shows staff the compiled, not yet signed package of a
+// disclosure request (the readable summary, or the JSON with ?format=json)
+// so they can check it holds only the requester's data before sending
+// approve-disclosure (issue 17). X-Package-SHA256 is the digest to name in
+// the decision. Each view is recorded in the staff access log (O8).
+func (s *Server) getDisclosureDraft(w http.ResponseWriter, r *http.Request) {
+	staff, _ := r.Context().Value(ctxStaff).(string)
+	id := r.PathValue("id")
+	if !disclosureIDPattern.MatchString(id) || staff == "" {
+		s.problem(w, r, api.New(http.StatusNotFound, api.TypeNotFound, "no compiled package waits for a check under this id"))
+		return
+	}
+	d, err := s.st.GetDisclosureDraft(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.problem(w, r, api.New(http.StatusNotFound, api.TypeNotFound, "no compiled package waits for a check under this id (not compiled yet, or already signed)"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "disclosure draft", err)
+		return
+	}
+	// Logged under the request and every subscriber record in the package,
+	// so the access shows in those people's next disclosure (O8).
+	refs := []string{"disclosure:" + id}
+	var held struct {
+		Subscribers []struct {
+			ID string `json:"id"`
+		} `json:"subscriber_records"`
+	}
+	_ = json.Unmarshal(d.JSON, &held)
+	for _, sub := range held.Subscribers {
+		if sub.ID != "" {
+			refs = append(refs, sub.ID)
+		}
+	}
+	now := s.now()
+	for _, ref := range refs {
+		if err := s.st.RecordStaffAccess(r.Context(), store.StaffAccess{StaffID: staff, PersonRef: ref,
+			Channel: "staff disclosure check", AccessedAt: now,
+			Purpose: "checked the compiled disclosure package " + id + " before approve-disclosure (request " + requestIDOf(r) + ")"}); err != nil {
+			s.internalError(w, r, "record staff access", err)
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Package-SHA256", d.SHA256)
+	if r.URL.Query().Get("format") == "json" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(d.JSON)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	_, _ = w.Write(d.HTML)
+}
 
 // getDisclosure serves a disclosure package through its emailed link while
 // the link is valid (7 days, a few downloads): a ZIP with the readable

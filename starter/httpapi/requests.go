@@ -298,10 +298,13 @@ func (r *correctionRequest) Validate() *api.Validation {
 	return &v
 }
 
-// disclosureRequest is the body of POST /v1/disclosure-requests.
+// disclosureRequest is the body of POST /v1/disclosure-requests. Records
+// are matched by the email address, the name and the phone number given
+// when applying, all three (issue 17).
 type disclosureRequest struct {
 	Name          string `json:"name"`
 	Email         string `json:"email"`
+	Phone         string `json:"phone"`
 	Delivery      string `json:"delivery"`
 	PostalAddress string `json:"postal_address"`
 }
@@ -311,6 +314,11 @@ func (r *disclosureRequest) Validate() *api.Validation {
 	var v api.Validation
 	freeText(&v, "name", r.Name, 128, true)
 	emailField(&v, "email", r.Email)
+	if strings.TrimSpace(r.Phone) == "" {
+		v.Add("phone", "required", "the phone number given when applying (records are matched by name, email and phone)")
+	} else if err := contact.CheckPhone(r.Phone); err != nil {
+		v.Add("phone", "invalid", err.Error())
+	}
 	if r.Delivery == "" {
 		r.Delivery = workflows.DeliveryElectronic
 	}

@@ -104,7 +104,7 @@ func TestApplicationRequestValidate(t *testing.T) {
 }
 
 func TestSmallRequestsValidate(t *testing.T) {
-	d := disclosureRequest{Name: "山田", Email: "taro@example.jp"}
+	d := disclosureRequest{Name: "山田", Email: "taro@example.jp", Phone: "+81 3-1234-5678"}
 	if v := d.Validate(); !v.OK() || d.Delivery != workflows.DeliveryElectronic {
 		t.Fatalf("disclosure: %+v, delivery %q", v.Errors, d.Delivery)
 	}
@@ -113,8 +113,11 @@ func TestSmallRequestsValidate(t *testing.T) {
 		v    *api.Validation
 		want []string
 	}{
-		{"paper disclosure without address", (&disclosureRequest{Name: "x", Email: "x@example.jp", Delivery: workflows.DeliveryPaper}).Validate(), []string{"postal_address"}},
-		{"disclosure with a bad email", (&disclosureRequest{Name: "x", Email: "x@"}).Validate(), []string{"email"}},
+		{"paper disclosure without address", (&disclosureRequest{Name: "x", Email: "x@example.jp", Phone: "0312345678", Delivery: workflows.DeliveryPaper}).Validate(), []string{"postal_address"}},
+		{"disclosure with a bad email", (&disclosureRequest{Name: "x", Email: "x@", Phone: "0312345678"}).Validate(), []string{"email"}},
+		// Issue 17: the email alone does not identify a person.
+		{"disclosure without a phone number", (&disclosureRequest{Name: "x", Email: "x@example.jp"}).Validate(), []string{"phone"}},
+		{"disclosure with a bad phone number", (&disclosureRequest{Name: "x", Email: "x@example.jp", Phone: "call me"}).Validate(), []string{"phone"}},
 		{"inquiry of an unknown kind", (&inquiryRequest{Kind: "gossip", Contact: "x", Body: "y"}).Validate(), []string{"kind"}},
 		{"inquiry body may span lines", (&inquiryRequest{Kind: "complaint", Contact: "x", Body: "line 1\nline 2"}).Validate(), nil},
 		{"five-digit code", (&codeRequest{Code: "12345"}).Validate(), []string{"code"}},

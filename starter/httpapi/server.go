@@ -244,6 +244,8 @@ func (s *Server) register() {
 		{"POST", "/codec/session", http.HandlerFunc(s.codecSession)},
 		{"OPTIONS", "/codec/encode", http.HandlerFunc(s.codecPreflight)},
 		{"OPTIONS", "/codec/decode", http.HandlerFunc(s.codecPreflight)},
+		// Staff: the compiled disclosure package, checked before approve-disclosure.
+		{"GET", "/staff/disclosure-drafts/{id}", s.staffOnly(http.HandlerFunc(s.getDisclosureDraft))},
 	}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {

@@ -405,6 +405,33 @@ func (s *stack) confirmIdentity(verID string) {
 	}
 }
 
+// approveDisclosure sends the staff approve-disclosure Update (the check of
+// the compiled package before it is sent), retrying until the request
+// waits for it.
+func (s *stack) approveDisclosure(requestID string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		h, err := s.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: workflows.DisclosureWorkflowID(requestID), UpdateName: workflows.ApproveDisclosureUpdate,
+			Args:         []any{workflows.PackageDecision{Decision: "approve", Reviewer: "bob"}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err == nil {
+			err = h.Get(ctx, nil)
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("approve-disclosure: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond) // the package may not be compiled yet
+	}
+}
+
 // temporalCLI runs bin/temporal against the test dev server.
 func (s *stack) temporalCLI(args ...string) (string, error) {
 	s.t.Helper()

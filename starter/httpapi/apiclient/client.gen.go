@@ -207,6 +207,24 @@ func (e ResellerRevocationReason) Valid() bool {
 	}
 }
 
+// Defines values for GetDisclosureDraftParamsFormat.
+const (
+	Html GetDisclosureDraftParamsFormat = "html"
+	Json GetDisclosureDraftParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetDisclosureDraftParamsFormat enum.
+func (e GetDisclosureDraftParamsFormat) Valid() bool {
+	switch e {
+	case Html:
+		return true
+	case Json:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateDisclosureRequestJSONBodyDelivery.
 const (
 	Electronic CreateDisclosureRequestJSONBodyDelivery = "electronic"
@@ -477,6 +495,14 @@ type CreateCodecSessionFormdataBody struct {
 	Token   string  `form:"token" json:"token"`
 }
 
+// GetDisclosureDraftParams defines parameters for GetDisclosureDraft.
+type GetDisclosureDraftParams struct {
+	Format *GetDisclosureDraftParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetDisclosureDraftParamsFormat defines parameters for GetDisclosureDraft.
+type GetDisclosureDraftParamsFormat string
+
 // CreateEABCredentialJSONBody defines parameters for CreateEABCredential.
 type CreateEABCredentialJSONBody struct {
 	// ExpiresAt unused credentials stop working then; at most 366 days ahead
@@ -542,7 +568,12 @@ type RevokeCertificateParams struct {
 type CreateDisclosureRequestJSONBody struct {
 	Delivery *CreateDisclosureRequestJSONBodyDelivery `json:"delivery,omitempty"`
 	Email    openapi_types.Email                      `json:"email"`
-	Name     string                                   `json:"name"`
+
+	// Name as given when applying
+	Name string `json:"name"`
+
+	// Phone the phone number given when applying
+	Phone string `json:"phone"`
 
 	// PostalAddress required for paper
 	PostalAddress *string `json:"postal_address,omitempty"`
@@ -850,6 +881,11 @@ type ClientInterface interface {
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRL(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetDisclosureDraft the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+	//
+	// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+	GetDisclosureDraft(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateEABCredentialWithBody make single-use ACME External Account Binding credentials for a customer
 	//
 	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
@@ -992,6 +1028,10 @@ type ClientInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1006,6 +1046,10 @@ type ClientInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1431,6 +1475,21 @@ func (c *Client) GetCRL(ctx context.Context, issuer string, shard string, reqEdi
 	return c.Client.Do(req)
 }
 
+// GetDisclosureDraft the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+//
+// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+func (c *Client) GetDisclosureDraft(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDisclosureDraftRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CreateEABCredentialWithBody make single-use ACME External Account Binding credentials for a customer
 //
 // RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
@@ -1703,6 +1762,10 @@ func (c *Client) RevokeCertificate(ctx context.Context, serial string, params *R
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1727,6 +1790,10 @@ func (c *Client) CreateDisclosureRequestWithBody(ctx context.Context, params *Cr
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2429,6 +2496,67 @@ func NewGetCRLRequest(server string, issuer string, shard string) (*http.Request
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetDisclosureDraftRequest constructs an http.Request for the GetDisclosureDraft method
+func NewGetDisclosureDraftRequest(server string, id string, params *GetDisclosureDraftParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/staff/disclosure-drafts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3336,6 +3464,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /repository/crl/{issuer}/{shard} (the `GetCRL` operationId).
 	GetCRLWithResponse(ctx context.Context, issuer string, shard string, reqEditors ...RequestEditorFn) (*GetCRLResponse, error)
 
+	// GetDisclosureDraftWithResponse the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+	GetDisclosureDraftWithResponse(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*GetDisclosureDraftResponse, error)
+
 	// CreateEABCredentialWithBodyWithResponse make single-use ACME External Account Binding credentials for a customer
 	//
 	// RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
@@ -3484,6 +3619,10 @@ type ClientWithResponsesInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3498,6 +3637,10 @@ type ClientWithResponsesInterface interface {
 	// The answer is delivered by the method chosen: a download link by email
 	// (electronic, the default) or post (paper, needs postal_address). The
 	// answer to this request is the same whether or not anything is held.
+	// Only records whose email address, name and phone number (the one
+	// given when applying) all match are disclosed; records found by the
+	// address alone are not. Staff check the compiled package before it is
+	// sent.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4244,6 +4387,68 @@ func (r GetCRLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCRLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetDisclosureDraftResponse200Headers the declared response headers of an HTTP 200 response for GetDisclosureDraft
+type GetDisclosureDraftResponse200Headers struct {
+	XPackageSHA256 *string
+}
+
+type GetDisclosureDraftResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDisclosureDraftResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDisclosureDraftResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDisclosureDraftResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDisclosureDraftResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDisclosureDraftResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDisclosureDraftResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDisclosureDraftResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDisclosureDraftResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5412,6 +5617,19 @@ func (c *ClientWithResponses) GetCRLWithResponse(ctx context.Context, issuer str
 	return ParseGetCRLResponse(rsp)
 }
 
+// GetDisclosureDraftWithResponse the compiled disclosure package waiting for the staff check (approve-disclosure); every view is recorded in the staff access log
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /staff/disclosure-drafts/{id} (the `GetDisclosureDraft` operationId).
+func (c *ClientWithResponses) GetDisclosureDraftWithResponse(ctx context.Context, id string, params *GetDisclosureDraftParams, reqEditors ...RequestEditorFn) (*GetDisclosureDraftResponse, error) {
+	rsp, err := c.GetDisclosureDraft(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDisclosureDraftResponse(rsp)
+}
+
 // CreateEABCredentialWithBodyWithResponse make single-use ACME External Account Binding credentials for a customer
 //
 // RFC 8555 §7.3.4. The customer's ACME client spends the credentials on
@@ -5638,6 +5856,10 @@ func (c *ClientWithResponses) RevokeCertificateWithResponse(ctx context.Context,
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5658,6 +5880,10 @@ func (c *ClientWithResponses) CreateDisclosureRequestWithBodyWithResponse(ctx co
 // The answer is delivered by the method chosen: a download link by email
 // (electronic, the default) or post (paper, needs postal_address). The
 // answer to this request is the same whether or not anything is held.
+// Only records whose email address, name and phone number (the one
+// given when applying) all match are disclosed; records found by the
+// address alone are not. Staff check the compiled package before it is
+// sent.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6255,6 +6481,62 @@ func ParseGetCRLResponse(rsp *http.Response) (*GetCRLResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetDisclosureDraftResponse parses an HTTP response from a GetDisclosureDraftWithResponse call
+func ParseGetDisclosureDraftResponse(rsp *http.Response) (*GetDisclosureDraftResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDisclosureDraftResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDisclosureDraftResponse200Headers
+		if values := rsp.Header.Values("X-Package-SHA256"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Package-SHA256", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XPackageSHA256 = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
