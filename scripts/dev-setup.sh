@@ -88,7 +88,6 @@ export TEMPORAL_NAMESPACE=default
 export TEMPORAL_CODEC_ENDPOINT=$(q "http://127.0.0.1:$HTTP_PORT/codec")
 export TEMPORAL_CODEC_AUTH=$(q "Bearer $(cat "$RUN/dev-staff.token" 2>/dev/null || printf '%s' "$CERTDESK_STAFF_TOKEN")")
 export CERTDESK_STAFF_ID=$(q "${DEV_STAFF_ID:-}")
-export TEMPORAL_ENV=certdesk
 # the README's walk-throughs
 export CERTDESK_DEMO_RESELLER_ID=$(q "${DEMO_RESELLER_ID:-}")
 export CERTDESK_DEMO_RESELLER_KEY=$(q "$(cat "$RUN/demo-reseller.key")")

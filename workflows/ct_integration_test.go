@@ -5,6 +5,7 @@ package workflows
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -198,6 +199,27 @@ func sctCheck(t *testing.T, listPath string, leaf, issuer []byte, n int) {
 	bin := filepath.Join(root, "bin", "sctcheck")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run make tools", bin)
+	}
+	// sctcheck v1.3.2 finds logs only among an operator's "logs", not its
+	// "tiled_logs" (loglist3.FindLogByKeyHash): give it a copy of the list
+	// with the Static CT API logs listed there too, keys unchanged.
+	raw, err := os.ReadFile(listPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ll map[string]any
+	if err := json.Unmarshal(raw, &ll); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ll["operators"].([]any) {
+		o := op.(map[string]any)
+		logs, _ := o["logs"].([]any)
+		tiled, _ := o["tiled_logs"].([]any)
+		o["logs"] = append(logs, tiled...)
+	}
+	listPath = filepath.Join(t.TempDir(), "log_list_for_sctcheck.json")
+	if b, err := json.Marshal(ll); err != nil || os.WriteFile(listPath, b, 0o644) != nil {
+		t.Fatalf("log list for sctcheck: %v", err)
 	}
 	chain := filepath.Join(t.TempDir(), "chain.pem")
 	pemChain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer})...)
