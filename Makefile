@@ -45,7 +45,12 @@ tools/acme-client/node_modules/.package-lock.json: tools/acme-client/package-loc
 $(BIN)/tesseract-posix: tools/tesseract/go.mod tools/tesseract/go.sum
 	cd tools/tesseract && $(GO) build -trimpath -o $@ github.com/transparency-dev/tesseract/cmd/tesseract/posix
 
-tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
+# Pebble v2.10.3, the ACME test server the conformance test runs the same
+# clients against (tools/pebble; TestConformance, PEBBLE_BIN overrides it).
+$(BIN)/pebble: tools/pebble/go.mod tools/pebble/go.sum
+	cd tools/pebble && $(GO) build -trimpath -o $@ github.com/letsencrypt/pebble/v2/cmd/pebble
+
+tools: $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix $(BIN)/pebble
 
 # The reseller contract: redocly lint of the OpenAPI document, and the Go
 # client generated from it (oapi-codegen, pinned in tools/oapi-codegen).
