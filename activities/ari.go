@@ -56,15 +56,27 @@ func (a *Activities) SetRenewalWindows(ctx context.Context, in RenewalWindowsInp
 // CountRenewed counts the certificates the selector matches, valid or
 // revoked, that an ACME order has replaced (RFC 9773 "replaces",
 // store.CountACMEReplaced): how many clients renewed during an incident.
+// A retry resumes from the page it had reached (heartbeat), so a count over
+// millions of certificates outlasting one attempt still finishes.
 func (a *Activities) CountRenewed(ctx context.Context, in RenewalWindowsInput) (int64, error) {
-	var n int64
-	err := a.ariPages(ctx, in, true, "", func(serials []string) error {
+	var b struct {
+		After string
+		N     int64
+	}
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &b)
+	}
+	err := a.ariPages(ctx, in, true, b.After, func(serials []string) error {
 		c, err := a.Store.CountACMEReplaced(ctx, serials)
-		n += c
-		activity.RecordHeartbeat(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		b.N += c
+		b.After = serials[len(serials)-1]
+		activity.RecordHeartbeat(ctx, b)
+		return nil
 	})
-	return n, err
+	return b.N, err
 }
 
 // ariPages calls do with each page of serials after the cursor that the
