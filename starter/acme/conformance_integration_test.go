@@ -36,6 +36,7 @@ var conformanceFeatures = []struct{ key, name, spec string }{
 	{"directory", "directory", "RFC 8555 §7.1.1"},
 	{"newNonce", "newNonce", "RFC 8555 §7.2"},
 	{"newAccount", "newAccount with EAB", "RFC 8555 §7.3, §7.3.4"},
+	{"eabRequired", "newAccount without EAB refused", "RFC 8555 §7.3.4"},
 	{"newOrder", "newOrder", "RFC 8555 §7.4"},
 	{"http-01", "http-01", "RFC 8555 §8.3"},
 	{"dns-01", "dns-01", "RFC 8555 §8.4"},
@@ -175,6 +176,7 @@ func TestConformance(t *testing.T) {
 			tg := mk(t)
 			runCertbot(t, tg, res)
 			runIssueJS(t, root, tg, dns, res)
+			runIssueJSWithoutEAB(t, root, tg, dns, res)
 		})
 	}
 	tbl := res.table(servers)
@@ -440,5 +442,26 @@ func runIssueJS(t *testing.T, root string, tg acmeTarget, dns *testenv.DNSStack,
 	}
 	for f, o := range r.Features {
 		res.saw(tg.name, "acme-client", f, o)
+	}
+}
+
+// runIssueJSWithoutEAB runs issue.js with no EAB credentials: both servers
+// require EAB, so newAccount must fail with externalAccountRequired.
+func runIssueJSWithoutEAB(t *testing.T, root string, tg acmeTarget, dns *testenv.DNSStack, res conformance) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(root, "tools", "acme-client", "issue.js"), "--directory", tg.dir,
+		"--dns-server", dns.AuthAddr, "--tsig", dns.TSIG.NsupdateKey(), "no-eab.example.test")
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+tg.bundle)
+	out, _ := cmd.Output()
+	var r struct{ Features map[string]string }
+	_ = json.Unmarshal(out, &r)
+	got := r.Features["newAccount"]
+	t.Logf("issue.js without EAB against %s: newAccount %s", tg.name, got)
+	switch {
+	case strings.HasPrefix(got, "fail") && strings.Contains(strings.ToLower(got), "external"):
+		res.saw(tg.name, "acme-client", "eabRequired", "pass")
+	default:
+		res.saw(tg.name, "acme-client", "eabRequired", fmt.Sprintf("fail: newAccount without EAB: %q", got))
 	}
 }
