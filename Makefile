@@ -50,7 +50,12 @@ $(BIN)/tesseract-posix: tools/tesseract/go.mod tools/tesseract/go.sum
 $(BIN)/sctcheck: tools/sctcheck/go.mod tools/sctcheck/go.sum
 	cd tools/sctcheck && $(GO) build -trimpath -o $@ github.com/google/certificate-transparency-go/ctutil/sctcheck
 
-tools: $(BIN)/sctcheck $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
+# Pebble v2.10.3, the ACME test server the conformance test runs the same
+# clients against (tools/pebble; TestConformance, PEBBLE_BIN overrides it).
+$(BIN)/pebble: tools/pebble/go.mod tools/pebble/go.sum
+	cd tools/pebble && $(GO) build -trimpath -o $@ github.com/letsencrypt/pebble/v2/cmd/pebble
+
+tools: $(BIN)/sctcheck $(BIN)/pebble $(BIN)/temporal tools/maildev/node_modules/.package-lock.json tools/redocly/node_modules/.package-lock.json tools/acme-client/node_modules/.package-lock.json $(BIN)/tesseract-posix
 
 # The reseller contract: redocly lint of the OpenAPI document, and the Go
 # client generated from it (oapi-codegen, pinned in tools/oapi-codegen).

@@ -16,9 +16,14 @@ import (
 const (
 	MassCounting = "counting"
 	MassDryRun   = "dry_run_done"
-	MassRevoking = "revoking"
-	MassNotices  = "notifying"
-	MassDone     = "done"
+	// MassRenewalWindow: the ARI renewal windows of the selected ACME
+	// certificates are being moved to now; MassRenewalGrace: waiting the
+	// renewal grace for their clients to renew before revoking.
+	MassRenewalWindow = "renewal_window"
+	MassRenewalGrace  = "renewal_grace"
+	MassRevoking      = "revoking"
+	MassNotices       = "notifying"
+	MassDone          = "done"
 )
 
 // ProgressQuery returns a mass revocation's progress.
@@ -43,6 +48,17 @@ const (
 	// statusEvery batches the pipelined loop updates the CaseStatus search
 	// attribute and the details (each update is a visibility write).
 	statusEvery = 10
+	// ariChange is the workflow.GetVersion change ID of the ARI step: a
+	// mass revocation (dry run off) first moves the ARI renewal window
+	// (RFC 9773) of every selected ACME certificate to now, optionally
+	// waits RenewalGraceSeconds for the clients to renew, and counts the
+	// renewals (MassProgress.Renewed).
+	ariChange = "mass-revocation-ari"
+	// ariPollEvery is how often the renewals are counted during the grace.
+	ariPollEvery = 5 * time.Minute
+	// MaxRenewalGrace bounds RenewalGraceSeconds: the shortest revocation
+	// deadline of BR 4.9.1.1 is 24 hours.
+	MaxRenewalGrace = 12 * time.Hour
 )
 
 // MassRevocationWorkflowID is the workflow ID of incident.
@@ -63,6 +79,10 @@ type MassRevocationInput struct {
 	// CRLEvery regenerates the touched CRL shards every N batches.
 	CRLEvery int  `json:"crl_every,omitempty"`
 	Notify   bool `json:"notify,omitempty"`
+	// RenewalGraceSeconds, with dry run off, waits that long between moving
+	// the ARI renewal windows to now and the first revocation, so ACME
+	// clients renew first (at most MaxRenewalGrace; 0 revokes at once).
+	RenewalGraceSeconds int `json:"renewal_grace_seconds,omitempty"`
 	// Progress is carried across continue-as-new; leave it empty.
 	Progress *MassProgress `json:"progress,omitempty"`
 }
@@ -87,8 +107,16 @@ type MassProgress struct {
 	Pipelined  bool   `json:",omitempty"`
 	OCSPCursor string `json:",omitempty"`
 	LegacyOCSP bool   `json:",omitempty"`
-	StartedAt  time.Time
-	FinishedAt time.Time
+	// ARI: the renewal windows of this incident's ACME certificates were
+	// moved to now (RenewalWindows of them) before anything was revoked;
+	// Renewed of them have been replaced by an ACME renewal so far
+	// (counted during the grace and after the revocation).
+	ARI               bool      `json:",omitempty"`
+	RenewalWindows    int64     `json:",omitempty"`
+	Renewed           int64     `json:",omitempty"`
+	RenewalGraceUntil time.Time `json:",omitempty"`
+	StartedAt         time.Time
+	FinishedAt        time.Time
 }
 
 // MassRevocation revokes every certificate a selector matches, in database
@@ -145,7 +173,16 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 		return *p, setStatus(ctx, MassDryRun, fmt.Sprintf("dry run: %d certificates match; nothing changed", c.Count))
 	}
 
-	if p.Status == "" || p.Status == MassRevoking {
+	if in.RenewalGraceSeconds < 0 || time.Duration(in.RenewalGraceSeconds)*time.Second > MaxRenewalGrace {
+		return *p, temporal.NewNonRetryableApplicationError(fmt.Sprintf("renewal_grace_seconds must be between 0 and %d", int(MaxRenewalGrace.Seconds())), activities.ErrTypeInvalid, nil)
+	}
+	if p.Status == "" && workflow.GetVersion(ctx, ariChange, workflow.DefaultVersion, 1) == 1 {
+		if err := massRenewalWindows(ctx, in, p); err != nil {
+			return *p, err
+		}
+	}
+
+	if p.Status == "" || p.Status == MassRevoking || p.Status == MassRenewalWindow || p.Status == MassRenewalGrace {
 		p.Status = MassRevoking
 		revoke := massRevokeSequential
 		if workflow.GetVersion(ctx, pipelinedChange, workflow.DefaultVersion, 1) == 1 {
@@ -153,6 +190,11 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 		}
 		if err := revoke(ctx, in, p, code); err != nil {
 			return *p, err // a failure, or continue-as-new
+		}
+		if p.ARI && p.RenewalWindows > 0 {
+			if err := countRenewed(ctx, in, p); err != nil {
+				return *p, err
+			}
 		}
 		p.Status = MassNotices
 	}
@@ -179,7 +221,55 @@ func MassRevocation(ctx workflow.Context, in MassRevocationInput) (MassProgress,
 		}
 	}
 	p.Status, p.FinishedAt = MassDone, workflow.Now(ctx)
-	return *p, setStatus(ctx, MassDone, fmt.Sprintf("revoked %d certificates in %d batches; %d CRL publications", p.Revoked, p.Batches, p.CRLs))
+	done := fmt.Sprintf("revoked %d certificates in %d batches; %d CRL publications", p.Revoked, p.Batches, p.CRLs)
+	if p.ARI {
+		done += fmt.Sprintf("; %d of %d ACME certificates renewed (ARI)", p.Renewed, p.RenewalWindows)
+	}
+	return *p, setStatus(ctx, MassDone, done)
+}
+
+// massRenewalWindows is the ARI step of a mass revocation (ariChange): it
+// moves the renewal window of every selected ACME certificate to now, then
+// waits the renewal grace, counting the renewals every ariPollEvery.
+func massRenewalWindows(ctx workflow.Context, in MassRevocationInput, p *MassProgress) error {
+	var a *activities.Activities
+	p.ARI, p.Status = true, MassRenewalWindow
+	if err := setStatus(ctx, MassRenewalWindow, "moving the ARI renewal windows of the selected ACME certificates to now"); err != nil {
+		return err
+	}
+	var r activities.RenewalWindowsResult
+	if err := workflow.ExecuteActivity(ctx, a.SetRenewalWindows, activities.RenewalWindowsInput{Selector: in.Selector, Limit: in.BatchSize}).Get(ctx, &r); err != nil {
+		return err
+	}
+	p.RenewalWindows = r.Windows
+	grace := time.Duration(in.RenewalGraceSeconds) * time.Second
+	if grace <= 0 || r.Windows == 0 {
+		return nil
+	}
+	p.Status, p.RenewalGraceUntil = MassRenewalGrace, workflow.Now(ctx).Add(grace)
+	if err := setStatus(ctx, MassRenewalGrace, fmt.Sprintf("ARI renewal window of %d ACME certificates moved to now; revoking after %s",
+		r.Windows, p.RenewalGraceUntil.UTC().Format(time.RFC3339))); err != nil {
+		return err
+	}
+	for {
+		if err := countRenewed(ctx, in, p); err != nil {
+			return err
+		}
+		left := p.RenewalGraceUntil.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return nil
+		}
+		if err := workflow.Sleep(ctx, min(left, ariPollEvery)); err != nil {
+			return err
+		}
+	}
+}
+
+// countRenewed updates p.Renewed: how many selected certificates an ACME
+// renewal has replaced.
+func countRenewed(ctx workflow.Context, in MassRevocationInput, p *MassProgress) error {
+	var a *activities.Activities
+	return workflow.ExecuteActivity(ctx, a.CountRenewed, activities.RenewalWindowsInput{Selector: in.Selector, Limit: in.BatchSize}).Get(ctx, &p.Renewed)
 }
 
 // massRevokeSequential is the revocation loop of incidents started before

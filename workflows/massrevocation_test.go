@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
@@ -24,6 +25,13 @@ type fakeCerts struct {
 	counted  int
 	// ranges are the (After, Through] ranges SignRevokedOCSP was given.
 	ranges [][2]string
+	// ACME: how many of the n are ACME certificates; renewed is what
+	// CountRenewed answers. events is the order of the ARI activities and
+	// the first revocation.
+	acme, renewed int
+	windowSets    int
+	counts        int
+	events        []string
 	// mu guards the fields the mocks write: the test environment runs
 	// concurrent activities (the pipelined OCSP pages) in goroutines.
 	mu sync.Mutex
@@ -47,6 +55,9 @@ func (f *fakeCerts) mocks(env *testsuite.TestWorkflowEnvironment) {
 			if in.After != "" {
 				fmt.Sscanf(in.After, "%x", &start)
 			}
+			if len(f.events) == 0 || f.events[len(f.events)-1] != "revoke" {
+				f.events = append(f.events, "revoke")
+			}
 			var res activities.RevokeBatchResult
 			for i := start; i < f.n && res.Count < in.Limit; i++ {
 				f.revoked[f.serial(i)] = true
@@ -57,6 +68,24 @@ func (f *fakeCerts) mocks(env *testsuite.TestWorkflowEnvironment) {
 				res.Shards = []activities.ShardRef{{Issuer: "tls-1", Shard: start % 4}}
 			}
 			return res, nil
+		}).Maybe()
+	env.OnActivity(a.SetRenewalWindows, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RenewalWindowsInput) (activities.RenewalWindowsResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.windowSets++
+			f.events = append(f.events, "windows")
+			return activities.RenewalWindowsResult{Selected: int64(f.n - len(f.revoked)), Windows: int64(f.acme)}, nil
+		}).Maybe()
+	env.OnActivity(a.CountRenewed, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RenewalWindowsInput) (int64, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.counts++
+			if len(f.events) == 0 || f.events[len(f.events)-1] != "count" {
+				f.events = append(f.events, "count")
+			}
+			return int64(f.renewed), nil
 		}).Maybe()
 	env.OnActivity(sa.PublishCRLs, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.PublishCRLsInput) error {
@@ -224,5 +253,99 @@ func TestMassRevocationSendsNoticesInPages(t *testing.T) {
 	}
 	if p.Status != MassDone || p.Notified != 300 || p.NoticeCursor != "3" {
 		t.Fatalf("progress %+v", p)
+	}
+}
+
+// TestMassRevocationMovesRenewalWindowsFirst: with dry run off, the ARI
+// windows of the selected certificates move to now before the first
+// revocation; during the renewal grace the progress query says so and
+// counts the renewals, and the final progress has the count after the
+// revocation.
+func TestMassRevocationMovesRenewalWindowsFirst(t *testing.T) {
+	env, _ := newEnv(t)
+	f := &fakeCerts{n: 1000, acme: 40, renewed: 3, revoked: map[string]bool{}}
+	f.mocks(env)
+	in := massInput(false, 100)
+	in.RenewalGraceSeconds = 3600
+	var during MassProgress
+	var revokedDuring int
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(ProgressQuery)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = v.Get(&during)
+		f.mu.Lock()
+		revokedDuring = len(f.revoked)
+		f.renewed = 25 // more clients renew during the grace
+		f.mu.Unlock()
+	}, 30*time.Minute)
+	env.ExecuteWorkflow(MassRevocation, in)
+	var p MassProgress
+	if err := env.GetWorkflowResult(&p); err != nil {
+		t.Fatal(err)
+	}
+	if during.Status != MassRenewalGrace || during.RenewalWindows != 40 || during.Renewed != 3 || revokedDuring != 0 || !during.ARI ||
+		!during.RenewalGraceUntil.Equal(testStart.Add(time.Hour)) {
+		t.Fatalf("progress during the grace %+v (%d revoked)", during, revokedDuring)
+	}
+	if p.Status != MassDone || p.Revoked != 1000 || p.RenewalWindows != 40 || p.Renewed != 25 || !p.ARI {
+		t.Fatalf("progress %+v", p)
+	}
+	// Windows, counts every 5 minutes through the hour, the revocation,
+	// one count after it.
+	if want := []string{"windows", "count", "revoke", "count"}; fmt.Sprint(f.events) != fmt.Sprint(want) || f.windowSets != 1 || f.counts != 14 {
+		t.Fatalf("events %v, %d window sets, %d counts; want %v, 1, 14", f.events, f.windowSets, f.counts, want)
+	}
+}
+
+// TestMassRevocationRenewalWindowsWithoutGrace: without a grace the windows
+// still move before the first revocation; with no ACME certificate among
+// the selected nothing is counted; a dry run never moves them.
+func TestMassRevocationRenewalWindowsWithoutGrace(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		acme   int
+		dry    bool
+		events string
+	}{
+		{"acme", 5, false, "[windows revoke count]"},
+		{"no acme", 0, false, "[windows revoke]"},
+		{"dry run", 5, true, "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, _ := newEnv(t)
+			f := &fakeCerts{n: 300, acme: tc.acme, renewed: 2, revoked: map[string]bool{}}
+			f.mocks(env)
+			env.ExecuteWorkflow(MassRevocation, massInput(tc.dry, 100))
+			var p MassProgress
+			if err := env.GetWorkflowResult(&p); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(f.events) != tc.events {
+				t.Fatalf("events %v, want %s", f.events, tc.events)
+			}
+			if want := int64(min(tc.acme, 2)); !tc.dry && (p.RenewalWindows != int64(tc.acme) || p.Renewed != want || !p.ARI) {
+				t.Fatalf("progress %+v", p)
+			}
+			if tc.dry && (p.ARI || p.RenewalWindows != 0) {
+				t.Fatalf("dry run progress %+v", p)
+			}
+		})
+	}
+}
+
+// TestMassRevocationRefusesLongGrace: the grace cannot outlast the BR
+// revocation deadlines.
+func TestMassRevocationRefusesLongGrace(t *testing.T) {
+	env, _ := newEnv(t)
+	f := &fakeCerts{n: 10, revoked: map[string]bool{}}
+	f.mocks(env)
+	in := massInput(false, 100)
+	in.RenewalGraceSeconds = int(MaxRenewalGrace.Seconds()) + 1
+	env.ExecuteWorkflow(MassRevocation, in)
+	if env.GetWorkflowError() == nil || f.windowSets != 0 || len(f.revoked) != 0 {
+		t.Fatalf("accepted a grace of %ds", in.RenewalGraceSeconds)
 	}
 }

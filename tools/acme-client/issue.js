@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // issue.js drives an ACME server with the npm package acme-client (pinned
-// in package-lock.json): it creates an account with External Account
-// Binding, orders a certificate for the names given using dns-01 (the
-// challenge hook writes the _acme-challenge TXT record with RFC 2136 through
-// `nsupdate`, TSIG-signed), downloads it, reads its ARI renewalInfo (RFC
-// 9773), optionally renews it with newOrder "replaces" and revokes it.
+// in package-lock.json): it creates an account (with External Account
+// Binding when --eab-kid and --eab-hmac are given), orders a certificate
+// for the names given using dns-01 (the challenge hook writes the
+// _acme-challenge TXT record with RFC 2136 through `nsupdate`, TSIG-signed),
+// downloads it (and its alternate chains, Link rel="alternate"), reads its
+// ARI renewalInfo (RFC 9773), optionally renews it with newOrder "replaces",
+// rolls the account key over, revokes the certificates (by the account key,
+// or the last one by its own key with --revoke-with-cert-key) and
+// deactivates the account.
 //
 //   node issue.js --directory https://127.0.0.1:8443/acme/directory \
-//     --eab-kid eab_… --eab-hmac … [--profile server-dv] [--out DIR] \
-//     [--renew] [--revoke [--reason N]] name…
+//     [--eab-kid eab_… --eab-hmac …] [--profile server-dv] [--out DIR] \
+//     [--renew] [--rollover] [--revoke [--reason N] [--revoke-with-cert-key]] \
+//     [--deactivate] name…
 //
 // DNS: --dns-server host:port (the authoritative server taking updates;
 // default $CERTDESK_DEV_DNS_SERVER), --tsig hmac-sha256:name:secret
@@ -18,7 +23,12 @@
 //
 // Progress goes to stderr; stdout gets one JSON object at the end:
 // {account, certificates: [{serial, certID, pem, suggestedWindow,
-// retryAfter, replaces}], revoked}.
+// retryAfter, replaces, alternates}], revoked, features}. features maps each
+// RFC 8555 / RFC 9773 feature the run exercised (directory, newNonce,
+// newAccount, newOrder, dns-01, finalize, download, alternates, keyChange,
+// deactivate, revokeByAccountKey, revokeByCertKey, renewalInfo, replaces,
+// profiles) to "pass", "fail: why" or "none: why" (not offered, e.g. no
+// alternate chain). The exit status is 1 if a feature failed.
 'use strict';
 
 const fs = require('fs');
@@ -38,6 +48,7 @@ function usage(msg) {
 function parseArgs(argv) {
     const o = {
         names: [], profile: '', out: '', renew: false, revoke: false, reason: 0,
+        rollover: false, deactivate: false, revokeWithCertKey: false,
         dnsServer: process.env.CERTDESK_DEV_DNS_SERVER || '',
         tsig: process.env.CERTDESK_DEV_DNS_TSIG || '',
         resolver: process.env.CERTDESK_DCV_RESOLVER || '',
@@ -60,12 +71,16 @@ function parseArgs(argv) {
             case '--reason': o.reason = Number(value(i)); i++; break;
             case '--renew': o.renew = true; break;
             case '--revoke': o.revoke = true; break;
+            case '--revoke-with-cert-key': o.revokeWithCertKey = true; break;
+            case '--rollover': o.rollover = true; break;
+            case '--deactivate': o.deactivate = true; break;
             default:
                 if (a.startsWith('--')) usage(`unknown flag ${a}`);
                 o.names.push(a.toLowerCase());
         }
     }
-    if (!o.directory || !o.kid || !o.hmac) usage('--directory, --eab-kid and --eab-hmac are required');
+    if (!o.directory) usage('--directory is required');
+    if (!o.kid !== !o.hmac) usage('--eab-kid and --eab-hmac go together');
     if (o.names.length === 0) usage('name the certificate\'s DNS names');
     if (!o.dnsServer || !/^hmac-[a-z0-9]+:[^:]+:.+$/.test(o.tsig)) usage('--dns-server and --tsig (hmac-sha256:name:secret) are required for dns-01');
     return o;
@@ -113,9 +128,11 @@ async function waitTXT(server, name, value, timeoutMs = 60000) {
     }
 }
 
+// get is a plain GET (directory, renewalInfo) with the User-Agent RFC 8555
+// §6.1 requires of every request.
 function get(url) {
     return new Promise((resolve, reject) => {
-        https.get(url, (res) => {
+        https.get(url, { headers: { 'User-Agent': 'certdesk-issue.js (acme-client 5.4.0)' } }, (res) => {
             let body = '';
             res.setEncoding('utf8');
             res.on('data', (c) => { body += c; });
@@ -138,11 +155,37 @@ function certID(pem) {
     return { id: `${b64url(Buffer.from(aki.keyId, 'hex'))}.${b64url(Buffer.from(hex, 'hex'))}`, serial: hex.replace(/^(00)+/, '') };
 }
 
+// features records what the run saw of each feature: a failure sticks, a
+// pass beats "none" (not offered).
+const features = {};
+const rank = (o) => (o.startsWith('fail') ? 2 : o === 'pass' ? 1 : 0);
+function saw(feature, outcome) {
+    if (!features[feature] || rank(outcome) > rank(features[feature])) features[feature] = outcome;
+}
+async function step(feature, fn) {
+    try {
+        const v = await fn();
+        saw(feature, 'pass');
+        return v;
+    } catch (e) {
+        saw(feature, `fail: ${e && e.message ? e.message.split('\n')[0] : e}`);
+        log(`${feature} failed: ${e && e.stack ? e.stack : e}`);
+        throw e;
+    }
+}
+
 async function issueOnce(client, opts, replaces) {
     const order = { identifiers: opts.names.map((value) => ({ type: 'dns', value })) };
     if (opts.profile) order.profile = opts.profile;
     if (replaces) order.replaces = replaces;
-    const o = await client.createOrder(order);
+    const o = await step(replaces ? 'replaces' : 'newOrder', () => client.createOrder(order));
+    if (opts.profile) {
+        await step('profiles', async () => {
+            const profiles = await client.http.getMetaField('profiles');
+            if (!profiles || !(opts.profile in profiles)) throw new Error(`the directory meta lists no profile ${opts.profile}`);
+            if (o.profile !== opts.profile) throw new Error(`the order's profile is ${JSON.stringify(o.profile)}, not ${opts.profile}`);
+        });
+    }
     const authzs = await client.getAuthorizations(o);
     for (const authz of authzs) {
         if (authz.status === 'valid') continue;
@@ -155,19 +198,50 @@ async function issueOnce(client, opts, replaces) {
         try {
             await waitTXT(opts.dnsServer, rr, value);
             if (opts.resolver) await waitTXT(opts.resolver, rr, value);
-            await client.completeChallenge(ch);
-            await client.waitForValidStatus(ch);
+            await step('dns-01', async () => {
+                await client.completeChallenge(ch);
+                await client.waitForValidStatus(ch);
+            });
         } finally {
             nsupdate(opts, [`update delete ${rr} TXT "${value}"`]);
         }
     }
     const [key, csr] = await acme.crypto.createCsr({ altNames: opts.names }, await acme.crypto.createPrivateEcdsaKey());
-    const done = await client.finalizeOrder(o, csr);
-    const chain = await client.getCertificate(done);
+    const done = await step('finalize', async () => client.waitForValidStatus(await client.finalizeOrder(o, csr)));
+    const { chain, alternates } = await step('download', () => download(client, done));
     const leaf = acme.crypto.splitPemChain(chain)[0];
     const id = certID(leaf);
-    log(`issued serial ${id.serial}, certID ${id.id}`);
-    return { chain, leaf, key, ...id };
+    log(`issued serial ${id.serial}, certID ${id.id}, ${alternates.length} alternate chain(s)`);
+    return { chain, leaf, key, alternates: alternates.length, ...id };
+}
+
+// download fetches the certificate chain (POST-as-GET, RFC 8555 §7.4.2)
+// and every alternate chain its Link rel="alternate" headers name; each
+// must hold the same leaf.
+async function download(client, order) {
+    if (!order.certificate) throw new Error('the valid order has no certificate URL');
+    const resp = await client.api.apiRequest(order.certificate, null, [200]);
+    const chain = resp.data.toString();
+    const pems = acme.crypto.splitPemChain(chain);
+    if (pems.length < 1 || !/^-----BEGIN CERTIFICATE-----/.test(pems[0])) throw new Error('the download is not a PEM chain');
+    const urls = parseAlternates(resp.headers.link);
+    const alternates = [];
+    if (urls.length === 0) saw('alternates', 'none: no Link rel="alternate"');
+    else {
+        await step('alternates', async () => {
+            for (const u of urls) {
+                const alt = (await client.api.apiRequest(u, null, [200])).data.toString();
+                if (acme.crypto.splitPemChain(alt)[0].replace(/\s/g, '') !== pems[0].replace(/\s/g, '')) throw new Error(`alternate ${u} holds another leaf`);
+                alternates.push(alt);
+            }
+        });
+    }
+    return { chain, alternates };
+}
+
+function parseAlternates(header) {
+    const h = Array.isArray(header) ? header.join(', ') : (header || '');
+    return h.split(/,\s*(?=<)/).map((l) => l.match(/^\s*<([^>]*)>\s*;(.*)$/)).filter((m) => m && /rel\s*=\s*"?alternate"?/i.test(m[2])).map((m) => m[1]);
 }
 
 // renewalInfo asks the directory's renewalInfo resource about a certID.
@@ -182,38 +256,114 @@ async function renewalInfo(opts, id) {
     return { suggestedWindow: w, retryAfter: res.headers['retry-after'] || '' };
 }
 
+// revokeWithCertKey revokes cert with a JWS signed by the certificate's own
+// key (jwk header, no account; RFC 8555 §7.6).
+async function revokeWithCertKey(opts, c) {
+    const kc = new acme.Client({ directoryUrl: opts.directory, accountKey: c.key });
+    const der = Buffer.from(c.leaf.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    await kc.api.apiResourceRequest('revokeCert', { certificate: der.toString('base64url'), reason: opts.reason }, [200], { includeJwsKid: false });
+}
+
+async function checkDirectory(opts) {
+    const res = await get(opts.directory);
+    if (res.status !== 200) throw new Error(`directory: ${res.status}`);
+    const dir = JSON.parse(res.body);
+    for (const r of ['newNonce', 'newAccount', 'newOrder', 'revokeCert', 'keyChange']) {
+        if (!/^https:\/\//.test(dir[r] || '')) throw new Error(`the directory has no https ${r} URL`);
+    }
+}
+
 async function main() {
     const opts = parseArgs(process.argv.slice(2));
+    const accountKey = await acme.crypto.createPrivateEcdsaKey();
     const client = new acme.Client({
         directoryUrl: opts.directory,
-        accountKey: await acme.crypto.createPrivateEcdsaKey(),
-        externalAccountBinding: { kid: opts.kid, hmacKey: opts.hmac },
+        accountKey,
+        externalAccountBinding: opts.kid ? { kid: opts.kid, hmacKey: opts.hmac } : undefined,
     });
-    await client.createAccount({ termsOfServiceAgreed: true });
-    const result = { account: client.getAccountUrl(), certificates: [], revoked: [] };
-    log(`account ${result.account}`);
-
+    const result = { account: '', certificates: [], revoked: [], features };
+    const finish = (code) => {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        process.exit(Object.values(features).some((f) => f.startsWith('fail')) ? 1 : code);
+    };
     const issued = [];
-    issued.push(await issueOnce(client, opts, ''));
-    if (opts.renew) issued.push(await issueOnce(client, opts, issued[0].id));
+    try {
+        await step('directory', () => checkDirectory(opts));
+        await step('newNonce', () => client.http.getNonce());
+        await step('newAccount', () => client.createAccount({ termsOfServiceAgreed: true }));
+        result.account = client.getAccountUrl();
+        log(`account ${result.account}`);
+        issued.push(await issueOnce(client, opts, ''));
+    } catch (e) {
+        finish(1);
+    }
     for (const [i, c] of issued.entries()) {
-        const ari = await renewalInfo(opts, c.id);
+        const ari = await step('renewalInfo', () => renewalInfo(opts, c.id)).catch(() => ({ suggestedWindow: {}, retryAfter: '' }));
         log(`renewalInfo ${c.id}: ${ari.suggestedWindow.start} – ${ari.suggestedWindow.end}, Retry-After ${ari.retryAfter}`);
-        result.certificates.push({ serial: c.serial, certID: c.id, pem: c.leaf, ...ari, replaces: i > 0 ? issued[0].id : '' });
+        c.ari = ari;
+        if (i === 0 && opts.renew) {
+            try {
+                issued.push(await issueOnce(client, opts, c.id));
+            } catch (e) {
+                // recorded
+            }
+        }
+    }
+    for (const [i, c] of issued.entries()) {
+        result.certificates.push({ serial: c.serial, certID: c.id, pem: c.leaf, ...c.ari, replaces: i > 0 ? issued[0].id : '', alternates: c.alternates });
         if (opts.out) {
             fs.mkdirSync(opts.out, { recursive: true });
             fs.writeFileSync(path.join(opts.out, `cert${i}.pem`), c.chain);
             fs.writeFileSync(path.join(opts.out, `cert${i}.key`), c.key, { mode: 0o600 });
         }
     }
+    if (opts.rollover) {
+        // The new key works and the old one no longer names the account.
+        await step('keyChange', async () => {
+            await client.updateAccountKey(await acme.crypto.createPrivateEcdsaKey());
+            const a = await client.updateAccount();
+            if (a.status !== 'valid') throw new Error(`account status ${a.status} after the key change`);
+            const old = new acme.Client({ directoryUrl: opts.directory, accountKey });
+            let found = true;
+            try {
+                await old.createAccount({ onlyReturnExisting: true });
+            } catch (e) {
+                found = false;
+            }
+            if (found) throw new Error('the old key still names the account');
+            log('account key rolled over');
+        }).catch(() => {});
+    }
     if (opts.revoke) {
-        for (const c of issued) {
-            await client.revokeCertificate(c.leaf, { reason: opts.reason });
-            result.revoked.push(c.serial);
-            log(`revoked ${c.serial} (reason ${opts.reason})`);
+        for (const [i, c] of issued.entries()) {
+            const byCertKey = opts.revokeWithCertKey && i === issued.length - 1;
+            const ok = await step(byCertKey ? 'revokeByCertKey' : 'revokeByAccountKey', async () => {
+                if (byCertKey) await revokeWithCertKey(opts, c);
+                else await client.revokeCertificate(c.leaf, { reason: opts.reason });
+                return true;
+            }).catch(() => false);
+            if (ok) {
+                result.revoked.push(c.serial);
+                log(`revoked ${c.serial} (reason ${opts.reason}, ${byCertKey ? 'certificate key' : 'account key'})`);
+            }
         }
     }
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    if (opts.deactivate) {
+        // A deactivated account can place no order (RFC 8555 §7.3.6).
+        await step('deactivate', async () => {
+            const a = await client.updateAccount({ status: 'deactivated' });
+            if (a.status !== 'deactivated') throw new Error(`account status ${a.status}`);
+            let ordered = true;
+            try {
+                await client.createOrder({ identifiers: opts.names.map((value) => ({ type: 'dns', value })) });
+            } catch (e) {
+                ordered = false;
+            }
+            if (ordered) throw new Error('a deactivated account placed an order');
+            log('account deactivated');
+        }).catch(() => {});
+    }
+    finish(0);
 }
 
 main().catch((e) => {
