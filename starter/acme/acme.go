@@ -58,13 +58,38 @@ type Orders interface {
 	Allow(ctx context.Context, acct store.ACMEAccount, profile string, ids []store.ACMEIdentifier) error
 	// Validate checks one challenge: method is dcv.MethodACMEHTTP01 or
 	// dcv.MethodACMEDNS01, keyAuthorization is token "." thumbprint.
-	Validate(ctx context.Context, acct store.ACMEAccount, method, domain, keyAuthorization string) error
+	// ErrPending: the backend validates later and records the outcome
+	// itself (Store.FinishACMEChallenge); the challenge stays processing.
+	Validate(ctx context.Context, acct store.ACMEAccount, ch Challenge, method, domain, keyAuthorization string) error
 	// Issue signs csr for a ready order and returns the PEM chain, leaf
-	// first, and the leaf.
+	// first, and the leaf. ErrPending: the backend issues later and records
+	// the outcome itself (Store.FinishACMEOrder); the order stays
+	// processing.
 	Issue(ctx context.Context, acct store.ACMEAccount, order store.ACMEOrder, csr *x509.CertificateRequest) (chainPEM string, leaf *x509.Certificate, err error)
 	// Revoke revokes a certificate issued through ACME with an RFC 5280
 	// reason code already checked against BR §7.2.2.
 	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int) error
+}
+
+// ErrPending is what Validate and Issue return when the backend has
+// accepted the work and records its outcome in the store itself (an
+// Application workflow): the client polls the challenge or order.
+var ErrPending = errors.New("acme: accepted; the backend records the outcome")
+
+// Challenge names the challenge a Validate call checks.
+type Challenge struct {
+	OrderID string
+	AuthzID string
+	ID      string
+	Type    string // http-01 or dns-01
+}
+
+// OrderStarter is an optional extension of Orders: StartOrder runs once a
+// new order is written (an Application workflow per order starts here).
+// If it fails the order is left pending and unused, and the client gets
+// the error.
+type OrderStarter interface {
+	StartOrder(ctx context.Context, acct store.ACMEAccount, o store.ACMEOrder) error
 }
 
 // Deps is what New needs.

@@ -73,7 +73,7 @@ func (b *testOrders) Allow(_ context.Context, _ store.ACMEAccount, _ string, ids
 	return nil
 }
 
-func (b *testOrders) Validate(ctx context.Context, _ store.ACMEAccount, method, domain, keyAuth string) error {
+func (b *testOrders) Validate(ctx context.Context, _ store.ACMEAccount, _ Challenge, method, domain, keyAuth string) error {
 	return b.v.ValidateACME(ctx, method, domain, keyAuth)
 }
 

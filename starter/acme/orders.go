@@ -144,6 +144,12 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
+	if st, ok := be.(OrderStarter); ok {
+		if err := st.StartOrder(r.Context(), *req.account, o); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+	}
 	s.writeOrder(w, r, http.StatusCreated, o)
 }
 
@@ -299,7 +305,11 @@ func (s *server) validate(r *http.Request, be Orders, acct store.ACMEAccount, az
 	if a.Wildcard {
 		domain = "*." + domain
 	}
-	verr := be.Validate(ctx, acct, method, domain, dcv.ACMEKeyAuthorization(c.Token, acct.Thumbprint))
+	verr := be.Validate(ctx, acct, Challenge{OrderID: a.OrderID, AuthzID: a.ID, ID: c.ID, Type: c.Type},
+		method, domain, dcv.ACMEKeyAuthorization(c.Token, acct.Thumbprint))
+	if errors.Is(verr, ErrPending) {
+		return nil
+	}
 	var problem json.RawMessage
 	if verr != nil {
 		typ, detail := "unauthorized", "validation failed"
@@ -368,6 +378,15 @@ func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chain, leaf, ierr := be.Issue(ctx, *req.account, o, csr)
+	if errors.Is(ierr, ErrPending) {
+		// Processing: the client polls the order (Retry-After).
+		if o, err = s.d.Store.GetACMEOrder(ctx, req.account.ID, o.ID); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		s.writeOrder(w, r, http.StatusOK, o)
+		return
+	}
 	var problem json.RawMessage
 	serial := ""
 	if ierr != nil {
