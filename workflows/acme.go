@@ -172,9 +172,7 @@ func (w *application) acmeSteps(ctx workflow.Context) error {
 	}
 
 	// Finalize: the CSR, checked as any application's (O11, O15).
-	if err := w.setStatus(ctx, status.AppValidating, "", "order ready: waiting for the ACME client to finalize with its CSR"); err != nil {
-		return err
-	}
+	workflow.SetCurrentDetails(ctx, "order ready: waiting for the ACME client to finalize with its CSR")
 	if err := workflow.Await(ctx, func() bool { return w.acme.finalized }); err != nil {
 		return err
 	}

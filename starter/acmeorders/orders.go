@@ -52,8 +52,16 @@ type Backend struct {
 	Store    Store
 	// Profiles gives the validity of each product (default pki.DefaultProfiles).
 	Profiles *pki.ProfileSet
-	Now      func() time.Time
+	// ValidityDays is the lifetime of ACME certificates; 0 means
+	// DefaultValidityDays. Capped by the profile's maximum.
+	ValidityDays int
+	Now          func() time.Time
 }
+
+// DefaultValidityDays is the lifetime of a certificate ordered through
+// ACME: clients renew by machine, so the short end (as Let's Encrypt),
+// which stays under the 100-day limit of 2027-03-15 (ballot SC-081).
+const DefaultValidityDays = 90
 
 var (
 	_ acme.Orders       = (*Backend)(nil)
@@ -117,8 +125,11 @@ func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o stor
 		return problem(http.StatusBadRequest, "invalidProfile", "%v", err)
 	}
 	now := b.now().UTC()
-	days := int(prof.DefaultValidity / pki.Day)
-	if max := int(prof.MaxValidityAt(now) / pki.Day); days == 0 || days > max {
+	days := b.ValidityDays
+	if days == 0 {
+		days = DefaultValidityDays
+	}
+	if max := int(prof.MaxValidityAt(now) / pki.Day); days > max {
 		days = max
 	}
 	email, err := b.contact(ctx, acct)
