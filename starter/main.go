@@ -39,6 +39,7 @@ import (
 	"certdesk/internal/logging"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
+	"certdesk/starter/acmeorders"
 	"certdesk/starter/httpapi"
 )
 
@@ -147,7 +148,7 @@ func serve() error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	acmeSrv, err := acmeServer(cfg, st, tc, log)
+	acmeSrv, err := acmeorders.NewServer(cfg, st, tc)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func (w *application) setupACME(ctx workflow.Context) error {
 			switch {
 			case !ok:
 				return fmt.Errorf("authorization %q is not one of order %s", c.AuthzID, in.OrderID)
-			case st != "pending":
+			case st != "pending" && st != "processing":
 				return fmt.Errorf("authorization %s is %s", c.AuthzID, st)
 			case c.ChallengeID == "" || (c.Method != dcv.MethodACMEHTTP01 && c.Method != dcv.MethodACMEDNS01):
 				return errors.New("a challenge needs its id and method acme-http-01 or acme-dns-01")
@@ -211,6 +211,13 @@ func (w *application) acmeValidate(ctx workflow.Context) error {
 		}
 		c := w.acme.queue[0]
 		w.acme.queue = w.acme.queue[1:]
+		if w.state.ACME.Authorizations[c.AuthzID] == "valid" {
+			// Another challenge of it validated first.
+			if err := w.acmeAlreadyValid(ctx, c); err != nil {
+				return err
+			}
+			continue
+		}
 		d := domains[c.AuthzID]
 		vctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 30 * time.Second,
@@ -251,7 +258,22 @@ func (w *application) acmeValidate(ctx workflow.Context) error {
 		w.state.ACME.Authorizations[c.AuthzID] = "valid"
 		done++
 	}
+	for _, c := range w.acme.queue {
+		if err := w.acmeAlreadyValid(ctx, c); err != nil {
+			return err
+		}
+	}
+	w.acme.queue = nil
 	return nil
+}
+
+// acmeAlreadyValid closes a challenge whose authorization another
+// challenge validated first: it is not checked (§7.1.4: the authorization
+// lists only the challenge that validated it), and stays out of the way.
+func (w *application) acmeAlreadyValid(ctx workflow.Context, c ACMEChallenge) error {
+	var a *activities.Activities
+	return w.exec(ctx, a.RecordACMEChallenge, activities.ACMEChallengeResultInput{ChallengeID: c.ChallengeID,
+		Problem: &activities.ACMEProblem{Type: "malformed", Detail: "the authorization is valid already by another challenge"}}, nil)
 }
 
 // acmeIssued records the certificate chain on the ACME order.

@@ -85,10 +85,13 @@ func TestACMEOrderIssues(t *testing.T) {
 		return activities.RecordApplicationResult{SubscriberID: "sub_app_1"}, nil
 	})
 	acmeMocks(env, &rec)
-	var early, dup error
+	var early, dup, foreign error
 	sendUpdate(env, time.Second, ACMEFinalizeUpdate, "fin-early", ACMEFinalize{CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----"}, &early)
 	sendUpdate(env, 2*time.Second, ACMEChallengeUpdate, "chall_1", testChallenge, nil)
 	sendUpdate(env, 2*time.Second+time.Millisecond, ACMEChallengeUpdate, "chall_2", ACMEChallenge{AuthzID: "authz_1", ChallengeID: "chall_2", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &dup)
+	var late error
+	sendUpdate(env, 30*time.Second, ACMEChallengeUpdate, "chall_3", ACMEChallenge{AuthzID: "authz_1", ChallengeID: "chall_3", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &late)
+	sendUpdate(env, 30*time.Second, ACMEChallengeUpdate, "chall_x", ACMEChallenge{AuthzID: "authz_other", ChallengeID: "chall_x", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &foreign)
 	sendUpdate(env, time.Minute, ACMEFinalizeUpdate, "fin", ACMEFinalize{CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----\nx\n-----END CERTIFICATE REQUEST-----\n"}, nil)
 	appMocks(env, &statuses) // after the mocks above: the first match wins
 	env.ExecuteWorkflow(Application, acmeInput())
@@ -99,8 +102,11 @@ func TestACMEOrderIssues(t *testing.T) {
 	if early == nil || !strings.Contains(early.Error(), "not ready") {
 		t.Fatalf("finalize before the authorization is valid: %v", early)
 	}
-	if dup == nil {
-		t.Fatal("a second challenge for an authorization being validated was accepted")
+	if dup != nil {
+		t.Fatalf("a second challenge for an authorization being validated was refused: %v", dup)
+	}
+	if late == nil || foreign == nil {
+		t.Fatalf("a challenge after the authorization is valid (%v) or of another order (%v) was accepted", late, foreign)
 	}
 	if len(rec.validated) != 1 || rec.validated[0].Method != dcv.MethodACMEHTTP01 || rec.validated[0].Token != "tok.thumb" {
 		t.Fatalf("validations %+v", rec.validated)
@@ -108,7 +114,9 @@ func TestACMEOrderIssues(t *testing.T) {
 	if len(*recordedRounds) == 0 || (*recordedRounds)[0].Check != CheckDCV {
 		t.Fatal("the challenge was not corroborated by the perspectives")
 	}
-	if len(rec.challenges) != 1 || rec.challenges[0].ChallengeID != "chall_1" || rec.challenges[0].Problem != nil {
+	// The second challenge is closed unchecked: the first validated it.
+	if len(rec.challenges) != 2 || rec.challenges[0].ChallengeID != "chall_1" || rec.challenges[0].Problem != nil ||
+		rec.challenges[1].ChallengeID != "chall_2" || rec.challenges[1].Problem == nil {
 		t.Fatalf("challenges %+v", rec.challenges)
 	}
 	if len(rec.csrs) != 1 || !strings.Contains(rec.csrs[0].CSRPEM, "CERTIFICATE REQUEST") {

@@ -4,6 +4,9 @@ package acmeorders
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +38,6 @@ import (
 	"certdesk/internal/status"
 	"certdesk/internal/store"
 	"certdesk/internal/testenv"
-	"certdesk/starter/acme"
 	"certdesk/workflows"
 )
 
@@ -45,9 +48,15 @@ import (
 type stack struct {
 	st      *store.Store
 	tc      client.Client
-	acme    *httptest.Server
 	webroot string
 	dns     *testenv.DNSStack
+	// dirURL is the ACME directory behind one address served by two
+	// starters' ACME listeners (NewServer); rootPEM is the CA root their
+	// listener certificate chains to.
+	dirURL  string
+	rootPEM []byte
+	// hits counts the connections each listener took.
+	hits [2]atomic.Int64
 }
 
 func newStack(t *testing.T) *stack {
@@ -139,9 +148,78 @@ func newStack(t *testing.T) *stack {
 		APIKeyHash: store.HashAPIKey(key), APIKeyPrefix: prefix}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(acme.New(acme.Deps{Store: st, Orders: &Backend{Temporal: tc, Store: st}}))
-	t.Cleanup(srv.Close)
-	return &stack{st: st, tc: tc, acme: srv, webroot: webroot, dns: dnsStack}
+	s := &stack{st: st, tc: tc, webroot: webroot, dns: dnsStack,
+		rootPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw})}
+	s.listen(t, cfg, ca)
+	return s
+}
+
+// listen starts two ACME listeners as two starters would (NewServer, a
+// listener certificate for 127.0.0.1 from the stack's TLS issuing CA) and
+// one address in front that hands each new connection to the next
+// listener in turn. Keep-alives are off, so every request is a new
+// connection: consecutive requests reach different processes.
+func (s *stack) listen(t *testing.T, cfg *config.Config, ca *pki.CA) {
+	t.Helper()
+	iss, err := ca.IssuerFor("server-dv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := iss.LoopbackServerCertificate([]string{"127.0.0.1", "localhost"}, key.Public(), pki.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := ca.ChainPEM(iss.ID())
+	dir := t.TempDir()
+	p8, _ := x509.MarshalPKCS8PrivateKey(key)
+	cfg.ACMETLSCert, cfg.ACMETLSKey = filepath.Join(dir, "acme.pem"), filepath.Join(dir, "acme-key.pem")
+	if err := os.WriteFile(cfg.ACMETLSCert, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), chain...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.ACMETLSKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var backends [2]string
+	for i := range backends {
+		srv, err := NewServer(cfg, s.st, s.tc)
+		if err != nil || srv == nil {
+			t.Fatalf("NewServer: %v", err)
+		}
+		srv.SetKeepAlivesEnabled(false)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		backends[i] = ln.Addr().String()
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = front.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			s.hits[n%2].Add(1)
+			go func(c net.Conn, to string) {
+				defer c.Close()
+				b, err := net.Dial("tcp", to)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, c) }()
+				_, _ = io.Copy(c, b)
+			}(c, backends[n%2])
+		}
+	}()
+	s.dirURL = "https://" + front.Addr().String() + "/acme/directory"
 }
 
 // dump logs the state of every application workflow, for a failure.
@@ -242,10 +320,10 @@ func TestCertbotOnWorkflows(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bundle := filepath.Join(tmp, "ca.pem")
-	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.acme.Certificate().Raw}), 0o600); err != nil {
+	if err := os.WriteFile(bundle, s.rootPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	common := []string{"--server", s.acme.URL + "/acme/directory", "--config-dir", filepath.Join(tmp, "cfg"),
+	common := []string{"--server", s.dirURL, "--config-dir", filepath.Join(tmp, "cfg"),
 		"--work-dir", filepath.Join(tmp, "work"), "--logs-dir", filepath.Join(tmp, "logs"), "--non-interactive"}
 	run := func(args ...string) string {
 		t.Helper()
@@ -292,6 +370,11 @@ func TestCertbotOnWorkflows(t *testing.T) {
 		t.Fatal("chain.pem is empty")
 	} else if issuer, err := x509.ParseCertificate(cb.Bytes); err != nil || cert.CheckSignatureFrom(issuer) != nil {
 		t.Fatalf("chain.pem does not hold the issuing CA: %v", err)
+	}
+
+	// Both listeners served the client: no state is per process.
+	if a, b := s.hits[0].Load(), s.hits[1].Load(); a < 3 || b < 3 {
+		t.Fatalf("connections per listener %d and %d: the client did not alternate", a, b)
 	}
 
 	// The order is one Application workflow, marked ACME, issued.
