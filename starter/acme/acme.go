@@ -67,8 +67,10 @@ type Orders interface {
 	// processing.
 	Issue(ctx context.Context, acct store.ACMEAccount, order store.ACMEOrder, csr *x509.CertificateRequest) (chainPEM string, leaf *x509.Certificate, err error)
 	// Revoke revokes a certificate issued through ACME with an RFC 5280
-	// reason code already checked against BR §7.2.2.
-	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int) error
+	// reason code already checked against BR §7.2.2. byCertKey: the request
+	// was signed by the certificate's key (proof of possession), not by the
+	// ordering account.
+	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int, byCertKey bool) error
 }
 
 // ErrPending is what Validate and Issue return when the backend has

@@ -535,7 +535,7 @@ func (s *server) revokeCert(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := be.Revoke(r.Context(), o, cert, reason); err != nil {
+	if err := be.Revoke(r.Context(), o, cert, reason, req.account == nil); err != nil {
 		s.refuse(w, r, err)
 		return
 	}

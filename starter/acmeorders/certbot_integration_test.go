@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -427,5 +428,26 @@ func TestCertbotOnWorkflows(t *testing.T) {
 	c, err := s.st.GetCertificate(ctx, order.CertSerial)
 	if err != nil || c.Status != "revoked" {
 		t.Fatalf("certificate %s: %+v %v", order.CertSerial, c.Status, err)
+	}
+
+	// keyCompromise signed by the certificate key proves possession: the
+	// revocation workflow blocks the key.
+	run("certonly", "--webroot", "-w", s.webroot, "-d", name, "--key-type", "ecdsa", "--cert-name", "wf2")
+	cert2Path := filepath.Join(tmp, "cfg", "live", "wf2", "cert.pem")
+	raw2, _ := os.ReadFile(cert2Path)
+	blk2, _ := pem.Decode(raw2)
+	if blk2 == nil {
+		t.Fatal("no second certificate")
+	}
+	cert2, _ := x509.ParseCertificate(blk2.Bytes)
+	run("revoke", "--cert-path", cert2Path, "--key-path", filepath.Join(tmp, "cfg", "live", "wf2", "privkey.pem"),
+		"--reason", "keycompromise", "--no-delete-after-revoke")
+	serial2 := store.NormalizeSerial(cert2.SerialNumber.Text(16))
+	if err := s.tc.GetWorkflow(gctx, workflows.RevocationWorkflowID(serial2), "").Get(gctx, &rev); err != nil || rev.Status != workflows.RevRevoked {
+		t.Fatalf("key compromise revocation: %+v %v", rev, err)
+	}
+	spki := sha256.Sum256(cert2.RawSubjectPublicKeyInfo)
+	if _, blocked, err := s.st.IsKeyBlocked(ctx, spki[:]); err != nil || !blocked {
+		t.Fatalf("key of %s not blocked after a proven key compromise (%v)", serial2, err)
 	}
 }

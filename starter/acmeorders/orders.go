@@ -44,6 +44,7 @@ const TermsVersion = "acme-eab"
 type Store interface {
 	GetACMEAuthz(ctx context.Context, accountID, id string) (store.ACMEAuthz, error)
 	GetReseller(ctx context.Context, id string) (store.Reseller, error)
+	GetACMEAccount(ctx context.Context, id string) (store.ACMEAccount, error)
 }
 
 // Backend implements acme.Orders and acme.OrderStarter.
@@ -217,13 +218,27 @@ func (b *Backend) Issue(ctx context.Context, _ store.ACMEAccount, o store.ACMEOr
 }
 
 // Revoke starts (or joins) the certificate's revocation workflow, as the
-// reseller API does for a subscriber's request.
-func (b *Backend) Revoke(ctx context.Context, o store.ACMEOrder, cert *x509.Certificate, reason int) error {
-	name := revocation.Reason(reason).String()
+// reseller API does. The requester is the subscriber, except for
+// keyCompromise signed by the ordering account rather than the
+// certificate key: that claim is unproven, so it counts as the reseller's
+// (the account's EAB binds it to its reseller) and staff confirm it before
+// the key is blocked.
+func (b *Backend) Revoke(ctx context.Context, o store.ACMEOrder, _ *x509.Certificate, reason int, byCertKey bool) error {
+	r := revocation.Reason(reason)
+	req := workflows.Requester{Kind: workflows.RequesterSubscriber, ID: "acme:" + o.AccountID}
+	switch {
+	case byCertKey:
+		req.ID = "acme-key-proof:" + o.AccountID
+	case r == revocation.KeyCompromise:
+		acct, err := b.Store.GetACMEAccount(ctx, o.AccountID)
+		if err != nil {
+			return err
+		}
+		req = workflows.Requester{Kind: workflows.RequesterReseller, ID: acct.ResellerID}
+	}
 	in := workflows.RevocationInput{
-		Serial: o.CertSerial, Reason: name, RequestedAt: b.now().UTC().Truncate(time.Second),
-		Requester: workflows.Requester{Kind: workflows.RequesterSubscriber, ID: "acme:" + o.AccountID},
-		Comment:   "revoked through ACME (order " + o.ID + ")",
+		Serial: o.CertSerial, Reason: r.String(), RequestedAt: b.now().UTC().Truncate(time.Second),
+		Requester: req, Comment: "revoked through ACME by account " + o.AccountID + " (order " + o.ID + ")",
 	}
 	_, deadline, err := workflows.RevocationPolicy(in.Reason, in.Requester.Kind, in.Ground)
 	if err != nil {
