@@ -27,9 +27,12 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"certdesk/activities"
 	"certdesk/internal/config"
@@ -267,6 +270,32 @@ func (s *stack) dump(t *testing.T) {
 	}
 }
 
+// recordHistory writes the finished ACME application's history to
+// workflows/testdata/histories when RECORD_HISTORIES is set (make
+// record-histories), for the workflows replay test.
+func recordHistory(t *testing.T, tc client.Client, workflowID, name string) {
+	t.Helper()
+	if os.Getenv("RECORD_HISTORIES") == "" {
+		return
+	}
+	iter := tc.GetWorkflowHistory(context.Background(), workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, e)
+	}
+	b, err := protojson.MarshalOptions{Indent: " "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", "histories", name+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // sctOID is the embedded SCT list extension (RFC 6962 §3.3).
 var sctOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
 
@@ -404,6 +433,7 @@ func TestCertbotOnWorkflows(t *testing.T) {
 	if err := s.tc.GetWorkflow(ctx, wid, "").Get(ctx, &res); err != nil || res.Status != status.AppIssued || !strings.EqualFold(store.NormalizeSerial(res.CertificateSerial), serial) {
 		t.Fatalf("application %s: %+v %v, want issued %s", appID, res, err, serial)
 	}
+	recordHistory(t, s.tc, wid, "application-acme-http-01")
 	app, err := s.st.GetApplication(ctx, appID)
 	if err != nil || app.ACMEOrderID != order.ID || len(app.CSR) == 0 || app.Status != status.AppIssued {
 		t.Fatalf("application row %+v %v", app, err)
