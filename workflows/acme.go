@@ -44,6 +44,9 @@ var (
 type ACMEOrderInput struct {
 	OrderID   string
 	AccountID string
+	// ExpiresAt is the order's expiry (RFC 8555 §7.1.3): the application
+	// expires with it rather than after ApplicationExpiry.
+	ExpiresAt time.Time
 	// Authorizations are the order's, one per identifier.
 	Authorizations []ACMEAuthorization
 }
@@ -300,6 +303,23 @@ func (w *application) acmeRefused(ctx workflow.Context, typ, reason string) erro
 	}
 	return w.exec(ctx, a.RecordACMEOrder, activities.ACMEOrderResultInput{OrderID: w.in.ACME.OrderID,
 		Problem: &activities.ACMEProblem{Type: typ, Detail: reason}}, nil)
+}
+
+// expiry is how long the application may take from start: the ACME
+// order's lifetime, else ApplicationExpiry.
+func (w *application) expiry(start time.Time) time.Duration {
+	if w.in.ACME != nil && w.in.ACME.ExpiresAt.After(start) && w.in.ACME.ExpiresAt.Sub(start) < ApplicationExpiry {
+		return w.in.ACME.ExpiresAt.Sub(start)
+	}
+	return ApplicationExpiry
+}
+
+// expiredReason is the reason of an expired application.
+func (w *application) expiredReason() string {
+	if w.in.ACME != nil {
+		return "the ACME order " + w.in.ACME.OrderID + " expired before it was finalized"
+	}
+	return "not completed within 30 days"
 }
 
 // rootMessage is the message of the innermost error.

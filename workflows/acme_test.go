@@ -176,3 +176,26 @@ func TestACMEBadCSR(t *testing.T) {
 		t.Fatalf("order records %+v", rec.orders)
 	}
 }
+
+// TestACMEOrderExpires: an ACME order that is never finalized expires with
+// the order (7 days), not after the 30 days of an application.
+func TestACMEOrderExpires(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var rec acmeRecords
+	acmeMocks(env, &rec)
+	appMocks(env, &statuses)
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	env.SetStartTime(start)
+	in := acmeInput()
+	in.ACME.ExpiresAt = start.Add(7 * 24 * time.Hour)
+	sendUpdate(env, time.Second, ACMEChallengeUpdate, "chall_1", testChallenge, nil)
+	env.ExecuteWorkflow(Application, in)
+	r := result(t, env)
+	if r.Status != status.AppExpired || !strings.Contains(r.Reason, "ord_1") {
+		t.Fatalf("result %+v", r)
+	}
+	if got := env.Now().Sub(start); got > 8*24*time.Hour {
+		t.Fatalf("expired after %v, want the order's 7 days", got)
+	}
+}

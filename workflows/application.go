@@ -148,7 +148,7 @@ func (w *application) setup(ctx workflow.Context) error {
 		ResellerID:    w.in.ResellerID,
 		Product:       w.in.Product,
 		Status:        status.AppReceived,
-		DueAt:         start.Add(ApplicationExpiry),
+		DueAt:         start.Add(w.expiry(start)),
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		cases.CaseType.ValueSet(cases.TypeApplication),
@@ -199,7 +199,7 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 	w.cancelWait = cancel
 	withdrawCh := workflow.GetSignalChannel(ctx, WithdrawSignal)
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		timer := workflow.NewTimer(gctx, ApplicationExpiry)
+		timer := workflow.NewTimer(gctx, w.state.DueAt.Sub(workflow.Now(gctx)))
 		for !w.committed {
 			sel := workflow.NewSelector(gctx)
 			sel.AddReceive(withdrawCh, func(c workflow.ReceiveChannel, _ bool) {
@@ -230,7 +230,7 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 		case w.withdrawn:
 			return w.finish(final, status.AppWithdrawn, "withdrawn by the reseller")
 		case w.expired:
-			return w.finish(final, status.AppExpired, "not completed within 30 days")
+			return w.finish(final, status.AppExpired, w.expiredReason())
 		}
 	}
 	var rej *rejection
