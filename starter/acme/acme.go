@@ -43,6 +43,8 @@ type Store interface {
 	ACMEChallengeOwner(ctx context.Context, accountID, challengeID string) (string, error)
 	StartACMEChallenge(ctx context.Context, challengeID string) (bool, error)
 	FinishACMEChallenge(ctx context.Context, challengeID string, problem json.RawMessage) error
+	ResetACMEChallenge(ctx context.Context, challengeID string) error
+	ResetACMEFinalize(ctx context.Context, orderID string) error
 	StartACMEFinalize(ctx context.Context, accountID, orderID string) error
 	FinishACMEOrder(ctx context.Context, orderID, certPEM, serialHex string, problem json.RawMessage) error
 	ACMEOrderBySerial(ctx context.Context, serialHex string) (store.ACMEOrder, error)
@@ -77,6 +79,12 @@ type Orders interface {
 // accepted the work and records its outcome in the store itself (an
 // Application workflow): the client polls the challenge or order.
 var ErrPending = errors.New("acme: accepted; the backend records the outcome")
+
+// ErrUnavailable wrapped in a Validate or Issue error: the backend could not
+// take the work now (nothing was decided). The challenge goes back to
+// pending, the order back to ready, and the client gets serverInternal
+// and may try again.
+var ErrUnavailable = errors.New("acme: backend unavailable")
 
 // Challenge names the challenge a Validate call checks.
 type Challenge struct {

@@ -2,6 +2,7 @@ package acme
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -310,6 +311,12 @@ func (s *server) validate(r *http.Request, be Orders, acct store.ACMEAccount, az
 	if errors.Is(verr, ErrPending) {
 		return nil
 	}
+	if errors.Is(verr, ErrUnavailable) {
+		if err := s.d.Store.ResetACMEChallenge(context.WithoutCancel(ctx), cid); err != nil {
+			return err
+		}
+		return fail(http.StatusServiceUnavailable, "serverInternal", "validation could not start now; respond to the challenge again")
+	}
 	var problem json.RawMessage
 	if verr != nil {
 		typ, detail := "unauthorized", "validation failed"
@@ -378,6 +385,14 @@ func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chain, leaf, ierr := be.Issue(ctx, *req.account, o, csr)
+	if errors.Is(ierr, ErrUnavailable) {
+		if err := s.d.Store.ResetACMEFinalize(context.WithoutCancel(ctx), o.ID); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		s.refuse(w, r, fail(http.StatusServiceUnavailable, "serverInternal", "issuance could not start now; finalize again"))
+		return
+	}
 	if errors.Is(ierr, ErrPending) {
 		// Processing: the client polls the order (Retry-After).
 		if o, err = s.d.Store.GetACMEOrder(ctx, req.account.ID, o.ID); err != nil {

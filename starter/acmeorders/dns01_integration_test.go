@@ -4,11 +4,13 @@ package acmeorders
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"slices"
@@ -16,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	xacme "golang.org/x/crypto/acme"
 
+	"certdesk/internal/dcv"
 	"certdesk/internal/status"
 	"certdesk/internal/testenv"
+	"certdesk/starter/acme"
 	"certdesk/workflows"
 )
 
@@ -138,4 +143,35 @@ func TestDNS01WildcardOnWorkflows(t *testing.T) {
 	if st, _ := c.GetOrder(ctx, o2.URI); st == nil || st.Status != xacme.StatusInvalid {
 		t.Fatalf("order %+v, want invalid", st)
 	}
+
+	// The backend's own answers: a challenge the workflow refuses (not one
+	// of the order's authorizations) and one for a closed order are ACME
+	// problems, not "unavailable".
+	be := &Backend{Temporal: s.tc, Store: s.st}
+	acct, err := s.st.ACMEAccountByThumbprint(ctx, thumbprint(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o3, err := c.AuthorizeOrder(ctx, xacme.DomainIDs("y"+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o3ID := o3.URI[strings.LastIndex(o3.URI, "/")+1:]
+	for _, tc := range []struct{ order, authz string }{{o3ID, "authz_not_this_order"}, {o2ID, "authz_x"}} {
+		err := be.Validate(ctx, acct, acme.Challenge{OrderID: tc.order, AuthzID: tc.authz, ID: "chall_x", Type: "dns-01"}, dcv.MethodACMEDNS01, "y"+name, "tok.thumb")
+		var pe *acme.Error
+		if !errors.As(err, &pe) || pe.Type != "orderNotReady" || errors.Is(err, acme.ErrUnavailable) {
+			t.Errorf("order %s authz %s: %v, want orderNotReady", tc.order, tc.authz, err)
+		}
+	}
+}
+
+// thumbprint is the RFC 7638 thumbprint of key, as the store keys accounts.
+func thumbprint(t *testing.T, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	tp, err := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
 }

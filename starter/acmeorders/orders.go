@@ -179,25 +179,38 @@ func (b *Backend) contact(ctx context.Context, acct store.ACMEAccount) (string, 
 	return rs.ContactEmail, nil
 }
 
-// update sends one Update and waits for it to be handled (the handler only
-// queues the work); a refusal by the workflow is an ACME problem.
+// UpdateTimeout bounds how long a challenge response or finalize waits for
+// the order's workflow to take it.
+var UpdateTimeout = 20 * time.Second
+
+// update sends one Update and waits until the workflow has taken it (its
+// handler only queues the work); a refusal by the workflow is an ACME
+// problem, anything else (Temporal or the workers unreachable in time)
+// acme.ErrUnavailable, so the client can try again: the Update id makes a
+// repeat a no-op if the first one did arrive.
 func (b *Backend) update(ctx context.Context, orderID, updateID, name string, arg any) error {
+	ctx, cancel := context.WithTimeout(ctx, UpdateTimeout)
+	defer cancel()
 	h, err := b.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.ApplicationWorkflowID(ApplicationID(orderID)), UpdateID: updateID, UpdateName: name,
 		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return problem(http.StatusForbidden, "orderNotReady", "the order is closed")
-	} else if err != nil {
-		return err
+	if err == nil {
+		err = h.Get(ctx, nil)
 	}
-	if err := h.Get(ctx, nil); err != nil {
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
-			return problem(http.StatusForbidden, "orderNotReady", "%s", app.Message())
-		}
-		return err
+	var (
+		nf  *serviceerror.NotFound
+		app *temporal.ApplicationError
+	)
+	switch {
+	case err == nil:
+	case errors.As(err, &app):
+		// The workflow's validator refused it.
+		return problem(http.StatusForbidden, "orderNotReady", "%s", app.Message())
+	case errors.As(err, &nf):
+		return problem(http.StatusForbidden, "orderNotReady", "the order is closed")
+	default:
+		return fmt.Errorf("%w: %s: %v", acme.ErrUnavailable, name, err)
 	}
 	return acme.ErrPending
 }
