@@ -47,6 +47,8 @@ type ACMEOrderInput struct {
 	// ExpiresAt is the order's expiry (RFC 8555 §7.1.3): the application
 	// expires with it rather than after ApplicationExpiry.
 	ExpiresAt time.Time
+	// AccountURI is the account's URL, for CAA accounturi (RFC 8657).
+	AccountURI string `json:",omitempty"`
 	// Authorizations are the order's, one per identifier.
 	Authorizations []ACMEAuthorization
 }
@@ -84,8 +86,11 @@ type ACMEState struct {
 
 // acmeOrder is the ACME part of a running application.
 type acmeOrder struct {
-	queue     []ACMEChallenge
-	csrPEM    string
+	queue  []ACMEChallenge
+	csrPEM string
+	// methods maps each domain to the ACME method that validated it (CAA
+	// validationmethods, RFC 8657).
+	methods   map[string]string
 	finalized bool
 	// finishedOrder is set once the ACME order has its outcome recorded.
 	finishedOrder bool
@@ -97,7 +102,7 @@ func (w *application) setupACME(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError("an ACME order needs workflow version "+acmeChange, activities.ErrTypeInvalid, nil)
 	}
 	in := w.in.ACME
-	w.acme = &acmeOrder{}
+	w.acme = &acmeOrder{methods: map[string]string{}}
 	w.state.ACME = &ACMEState{OrderID: in.OrderID, AccountID: in.AccountID, Authorizations: map[string]string{}}
 	for _, az := range in.Authorizations {
 		w.state.ACME.Authorizations[az.ID] = "pending"
@@ -259,6 +264,7 @@ func (w *application) acmeValidate(ctx workflow.Context) error {
 			return &rejection{reason: "domain validation of " + d + ": " + problem.Detail}
 		}
 		w.state.ACME.Authorizations[c.AuthzID] = "valid"
+		w.acme.methods[d] = c.Method
 		done++
 	}
 	for _, c := range w.acme.queue {

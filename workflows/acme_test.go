@@ -87,8 +87,16 @@ func TestACMEOrderIssues(t *testing.T) {
 	acmeMocks(env, &rec)
 	var early, dup, foreign error
 	sendUpdate(env, time.Second, ACMEFinalizeUpdate, "fin-early", ACMEFinalize{CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----"}, &early)
-	sendUpdate(env, 2*time.Second, ACMEChallengeUpdate, "chall_1", testChallenge, nil)
-	sendUpdate(env, 2*time.Second+time.Millisecond, ACMEChallengeUpdate, "chall_2", ACMEChallenge{AuthzID: "authz_1", ChallengeID: "chall_2", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &dup)
+	// Two challenges of one authorization at once (one callback): the second
+	// arrives while the first is being validated.
+	env.RegisterDelayedCallback(func() {
+		cb := func(rejected *error) *testsuite.TestUpdateCallback {
+			return &testsuite.TestUpdateCallback{OnReject: func(err error) { *rejected = err }, OnAccept: func() {}, OnComplete: func(any, error) {}}
+		}
+		var first error
+		env.UpdateWorkflow(ACMEChallengeUpdate, "chall_1", cb(&first), testChallenge)
+		env.UpdateWorkflow(ACMEChallengeUpdate, "chall_2", cb(&dup), ACMEChallenge{AuthzID: "authz_1", ChallengeID: "chall_2", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"})
+	}, 2*time.Second)
 	var late error
 	sendUpdate(env, 30*time.Second, ACMEChallengeUpdate, "chall_3", ACMEChallenge{AuthzID: "authz_1", ChallengeID: "chall_3", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &late)
 	sendUpdate(env, 30*time.Second, ACMEChallengeUpdate, "chall_x", ACMEChallenge{AuthzID: "authz_other", ChallengeID: "chall_x", Method: dcv.MethodACMEDNS01, KeyAuthorization: "t.k"}, &foreign)
@@ -197,5 +205,37 @@ func TestACMEOrderExpires(t *testing.T) {
 	}
 	if got := env.Now().Sub(start); got > 8*24*time.Hour {
 		t.Fatalf("expired after %v, want the order's 7 days", got)
+	}
+}
+
+// TestACMECAAParameters: the CAA check of an ACME order names the account
+// URL and the challenge type that validated each name (RFC 8657); a CAA
+// refusal makes the finalized order invalid with the caa error.
+func TestACMECAAParameters(t *testing.T) {
+	env, _ := newEnv(t)
+	var statuses []string
+	var rec acmeRecords
+	var a *activities.Activities
+	var asked []activities.CAARequest
+	env.OnActivity(a.CheckCAA, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CAAInput) ([]activities.CAAOutcome, error) {
+		asked = append(asked, in.Requests...)
+		return []activities.CAAOutcome{{Name: in.Requests[0].Name, Rule: "accounturi-mismatch", Reason: "bound to another account"}}, nil
+	})
+	acmeMocks(env, &rec)
+	appMocks(env, &statuses)
+	in := acmeInput()
+	in.ACME.AccountURI = "https://acme.certdesk.example/acme/account/acct_1"
+	sendUpdate(env, time.Second, ACMEChallengeUpdate, "chall_1", testChallenge, nil)
+	sendUpdate(env, time.Minute, ACMEFinalizeUpdate, "fin", ACMEFinalize{CSRPEM: "-----BEGIN CERTIFICATE REQUEST-----"}, nil)
+	env.ExecuteWorkflow(Application, in)
+	r := result(t, env)
+	if r.Status != status.AppRejected {
+		t.Fatalf("result %+v", r)
+	}
+	if len(asked) == 0 || asked[0].AccountURI != in.ACME.AccountURI || asked[0].Method != "http-01" || asked[0].Name != "www.example.jp" {
+		t.Fatalf("CAA requests %+v", asked)
+	}
+	if len(rec.orders) != 1 || rec.orders[0].Problem == nil || rec.orders[0].Problem.Type != "caa" {
+		t.Fatalf("order records %+v", rec.orders)
 	}
 }

@@ -270,6 +270,10 @@ func CAAMethod(method string) string {
 		return "ca-http-file"
 	case MethodDNS:
 		return "ca-dns-txt"
+	case MethodACMEHTTP01:
+		return "http-01"
+	case MethodACMEDNS01:
+		return "dns-01"
 	}
 	return method
 }

@@ -102,6 +102,18 @@ type OrderStarter interface {
 	StartOrder(ctx context.Context, acct store.ACMEAccount, o store.ACMEOrder) error
 }
 
+type baseKey struct{}
+
+// AccountURL is the URL of account id as the server handling ctx's request
+// names it (the kid, and RFC 8657's CAA accounturi); empty outside one.
+func AccountURL(ctx context.Context, id string) string {
+	b, _ := ctx.Value(baseKey{}).(string)
+	if b == "" {
+		return ""
+	}
+	return b + "/account/" + id
+}
+
 // Deps is what New needs.
 type Deps struct {
 	Store  Store

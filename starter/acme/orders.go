@@ -146,7 +146,7 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st, ok := be.(OrderStarter); ok {
-		if err := st.StartOrder(r.Context(), *req.account, o); err != nil {
+		if err := st.StartOrder(context.WithValue(r.Context(), baseKey{}, s.base(r)), *req.account, o); err != nil {
 			s.refuse(w, r, err)
 			return
 		}

@@ -49,8 +49,13 @@ func TestDNS01WildcardOnWorkflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Register(ctx, &xacme.Account{Contact: []string{"mailto:dns@reseller.example"},
-		ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: cred.KID, Key: cred.HMACKey}}, xacme.AcceptTOS); err != nil {
+	reg, err := c.Register(ctx, &xacme.Account{Contact: []string{"mailto:dns@reseller.example"},
+		ExternalAccountBinding: &xacme.ExternalAccountBinding{KID: cred.KID, Key: cred.HMACKey}}, xacme.AcceptTOS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 8657: CAA binds the name to this account and to dns-01.
+	if err := s.dns.SetRecords(ctx, name, "CAA", `0 issue "certdesk.example; accounturi=`+reg.URI+`; validationmethods=dns-01"`, `0 issuewild "certdesk.example; accounturi=`+reg.URI+`"`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -142,6 +147,40 @@ func TestDNS01WildcardOnWorkflows(t *testing.T) {
 	}
 	if st, _ := c.GetOrder(ctx, o2.URI); st == nil || st.Status != xacme.StatusInvalid {
 		t.Fatalf("order %+v, want invalid", st)
+	}
+
+	// CAA naming another account: the finalized order is invalid (caa).
+	bound := "z" + name
+	if err := s.dns.SetRecords(ctx, bound, "CAA", `0 issue "certdesk.example; accounturi=https://acme.certdesk.example/acme/account/acct_other"`); err != nil {
+		t.Fatal(err)
+	}
+	o4, err := c.AuthorizeOrder(ctx, xacme.DomainIDs(bound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az4, err := c.GetAuthorization(ctx, o4.AuthzURLs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i = slices.IndexFunc(az4.Challenges, func(ch *xacme.Challenge) bool { return ch.Type == "dns-01" })
+	v4, _ := c.DNS01ChallengeRecord(az4.Challenges[i].Token)
+	if err := s.dns.SetRecords(ctx, "_acme-challenge."+bound, "TXT", `"`+v4+`"`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Accept(ctx, az4.Challenges[i]); err != nil {
+		t.Fatal(err)
+	}
+	if o4, err = c.WaitOrder(ctx, o4.URI); err != nil {
+		t.Fatal(err)
+	}
+	csr4, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{bound}}, certKey)
+	_, _, err = c.CreateOrderCert(ctx, o4.FinalizeURL, csr4, true)
+	var oe *xacme.OrderError
+	if !errors.As(err, &oe) || oe.Status != xacme.StatusInvalid {
+		t.Fatalf("finalize under a CAA record for another account: %v, want an invalid order", err)
+	}
+	if st, _ := c.GetOrder(ctx, o4.URI); st == nil || st.Error == nil || st.Error.ProblemType != "urn:ietf:params:acme:error:caa" {
+		t.Fatalf("order %+v, want error caa", st)
 	}
 
 	// The backend's own answers: a challenge the workflow refuses (not one

@@ -103,7 +103,7 @@ func (b *Backend) Allow(_ context.Context, _ store.ACMEAccount, profile string, 
 
 // StartOrder starts the order's Application workflow.
 func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o store.ACMEOrder) error {
-	in := workflows.ACMEOrderInput{OrderID: o.ID, AccountID: acct.ID, ExpiresAt: o.ExpiresAt}
+	in := workflows.ACMEOrderInput{OrderID: o.ID, AccountID: acct.ID, ExpiresAt: o.ExpiresAt, AccountURI: acme.AccountURL(ctx, acct.ID)}
 	var domains []string
 	for _, id := range o.AuthzIDs {
 		az, err := b.Store.GetACMEAuthz(ctx, acct.ID, id)
