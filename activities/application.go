@@ -78,6 +78,9 @@ type RecordApplicationInput struct {
 	Subscriber    SubscriberData
 	Attestation   Attestation
 	DueAt         time.Time
+	// ACMEOrderID names the ACME order the application is; its CSR (and
+	// SPKISHA256) may then be empty until finalize (RecordACMECSR).
+	ACMEOrderID string `json:",omitempty"`
 }
 
 // RecordApplicationResult names the subscriber record.
@@ -96,13 +99,15 @@ func (a *Activities) RecordApplication(ctx context.Context, in RecordApplication
 	if !in.Attestation.Truthful {
 		return RecordApplicationResult{}, nonRetryable(ErrTypeInvalid, "the applicant must attest that the application is true", nil)
 	}
-	der, err := csrDER(in.CSRPEM)
-	if err != nil {
-		return RecordApplicationResult{}, nonRetryable(ErrTypeCSRRejected, err.Error(), nil)
-	}
-	spki, err := hex.DecodeString(in.SPKISHA256)
-	if err != nil || len(spki) != 32 {
-		return RecordApplicationResult{}, nonRetryable(ErrTypeInvalid, "SPKISHA256 must be 64 hex digits", nil)
+	var der, spki []byte
+	if in.ACMEOrderID == "" || in.CSRPEM != "" {
+		var err error
+		if der, err = csrDER(in.CSRPEM); err != nil {
+			return RecordApplicationResult{}, nonRetryable(ErrTypeCSRRejected, err.Error(), nil)
+		}
+		if spki, err = hex.DecodeString(in.SPKISHA256); err != nil || len(spki) != 32 {
+			return RecordApplicationResult{}, nonRetryable(ErrTypeInvalid, "SPKISHA256 must be 64 hex digits", nil)
+		}
 	}
 	subID := SubscriberIDFor(in.ApplicationID)
 	s := in.Subscriber
@@ -121,7 +126,7 @@ func (a *Activities) RecordApplication(ctx context.Context, in RecordApplication
 		ID: in.ApplicationID, ResellerID: in.ResellerID, SubscriberID: subID, Product: in.Product,
 		Domains: in.Domains, CSR: der, SPKISHA256: spki, ValidityDays: in.ValidityDays,
 		AttestationTermsVersion: in.Attestation.TermsVersion, AttestationTruthful: true, AttestedAt: attested,
-		Status: status.AppReceived, WorkflowID: in.WorkflowID, DueAt: &due,
+		Status: status.AppReceived, WorkflowID: in.WorkflowID, DueAt: &due, ACMEOrderID: in.ACMEOrderID,
 	}); err != nil {
 		return RecordApplicationResult{}, storeErr(err, "application")
 	}

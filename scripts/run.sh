@@ -22,6 +22,7 @@ TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 SMTP_PORT=${SMTP_PORT:-1025}
 MAILDEV_WEB_PORT=${MAILDEV_WEB_PORT:-1080}
 HTTP_PORT=${HTTP_PORT:-8080}
+ACME_PORT=${ACME_PORT:-8443}
 PRIVATE_PG_PORT=${PRIVATE_PG_PORT:-55432}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/certdesk?sslmode=disable}
 
@@ -71,8 +72,8 @@ wait_for() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$SMTP_PORT" "$MAILDEV_WEB_PORT" "$HTTP_PORT"; do
-	port_free "$p" || { log "port $p is in use (override with TEMPORAL_PORT, TEMPORAL_UI_PORT, SMTP_PORT, MAILDEV_WEB_PORT, HTTP_PORT)"; exit 1; }
+for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$SMTP_PORT" "$MAILDEV_WEB_PORT" "$HTTP_PORT" "$ACME_PORT"; do
+	port_free "$p" || { log "port $p is in use (override with TEMPORAL_PORT, TEMPORAL_UI_PORT, SMTP_PORT, MAILDEV_WEB_PORT, HTTP_PORT, ACME_PORT)"; exit 1; }
 done
 
 # --- PostgreSQL ------------------------------------------------------------
@@ -186,6 +187,14 @@ IFS=, read -ra perspectives <<<"$CERTDESK_PERSPECTIVES"
 for p in "${perspectives[@]}"; do
 	start "perspective-${p%%:*}" "$BIN/worker" -role perspective -name "${p%%:*}" -rir "${p##*:}" -metrics-addr ""
 done
+# The ACME server's HTTPS listener (RFC 8555 requires HTTPS): a certificate
+# for the loopback listener from the development CA, made at each start (it
+# lives 30 days). Clients trust the development root, $CERTDESK_CA_DIR/root.pem
+# (certbot: REQUESTS_CA_BUNDLE).
+export CERTDESK_ACME_ADDR="127.0.0.1:$ACME_PORT"
+export CERTDESK_ACME_TLS_CERT="$RUN/acme-tls.pem" CERTDESK_ACME_TLS_KEY="$RUN/acme-tls-key.pem"
+"$BIN/worker" listener-cert -cert "$CERTDESK_ACME_TLS_CERT" -key "$CERTDESK_ACME_TLS_KEY" -hosts 127.0.0.1,localhost \
+	>"$RUN/logs/acme-tls.log" 2>&1 || { cat "$RUN/logs/acme-tls.log"; exit 1; }
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 staff_cli_env
@@ -195,6 +204,8 @@ write_env
 	printf 'export CERTDESK_DCV_RESOLVER=%q CERTDESK_DCV_DEV_NETWORKS=%q CERTDESK_DCV_HTTP_PORT=%q\n' \
 		"$CERTDESK_DCV_RESOLVER" "$CERTDESK_DCV_DEV_NETWORKS" "$CERTDESK_DCV_HTTP_PORT"
 	printf 'export CERTDESK_PERSPECTIVES=%q CERTDESK_CT_LOG_LIST=%q CERTDESK_CT_POLICY=%q\n' "$CERTDESK_PERSPECTIVES" "$CERTDESK_CT_LOG_LIST" "$CERTDESK_CT_POLICY"
+	echo "# the ACME server (directory https://$CERTDESK_ACME_ADDR/acme/directory; certbot: REQUESTS_CA_BUNDLE=\$CERTDESK_CA_DIR/root.pem)"
+	printf 'export CERTDESK_ACME_ADDR=%q CERTDESK_ACME_TLS_CERT=%q CERTDESK_ACME_TLS_KEY=%q\n' "$CERTDESK_ACME_ADDR" "$CERTDESK_ACME_TLS_CERT" "$CERTDESK_ACME_TLS_KEY"
 	bash "$ROOT/scripts/dns.sh" env | sed 's/^/export /'
 } >>"$RUN/env"
 
@@ -203,6 +214,7 @@ cat <<EOF
 CertDesk is running. Ctrl-C stops everything.
 
   Starter API      http://127.0.0.1:$HTTP_PORT   (/healthz, /readyz, /metrics, /openapi.yaml)
+  ACME directory   https://$CERTDESK_ACME_ADDR/acme/directory   (trust $CERTDESK_CA_DIR/root.pem, e.g. REQUESTS_CA_BUNDLE for certbot)
   Worker metrics   http://127.0.0.1:${WORKER_METRICS_PORT:-9464}/metrics
   Temporal Web UI  http://127.0.0.1:$TEMPORAL_UI_PORT
   Temporal gRPC    127.0.0.1:$TEMPORAL_PORT   (${TEMPORAL:-dev server, SQLite}${TEMPORAL:+: server v1.29.1, history in PostgreSQL})

@@ -4,7 +4,7 @@
 // HTTP API itself is the library certdesk/starter/httpapi; this command
 // wires the database, the store, Temporal and the codec into it.
 //
-//	starter                 serve HTTP on CERTDESK_HTTP_ADDR
+//	starter                 serve HTTP on CERTDESK_HTTP_ADDR and ACME (HTTPS) on CERTDESK_ACME_ADDR
 //	starter migrate         apply database migrations and exit
 //	starter healthcheck     exit 0 when this host's starter answers /readyz with 200
 //	starter config          print the configuration variables as a Markdown table
@@ -45,6 +45,7 @@ import (
 	"certdesk/internal/product"
 	"certdesk/internal/store"
 	"certdesk/internal/temporalclient"
+	"certdesk/starter/acmeorders"
 	"certdesk/starter/httpapi"
 )
 
@@ -153,13 +154,18 @@ func serve() error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	acmeSrv, err := acmeorders.NewServer(cfg, st, tc)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	serveACME(ctx, acmeSrv, errc, log)
+	go func() { errc <- fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, srv.ListenAndServe()) }()
 	log.Info("starter listening", "addr", cfg.HTTPAddr)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+			return err
 		}
 	case <-ctx.Done():
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

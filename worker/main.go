@@ -8,6 +8,9 @@
 //	                       "certdesk-perspective-NAME" (BR §3.2.2.9): no
 //	                       database, no keys, its own resolver
 //	worker bootstrap-ca    create the development or production CA (key ceremony)
+//	worker listener-cert -cert F -key F [-hosts 127.0.0.1,localhost]
+//	                       a TLS certificate for a loopback development listener
+//	                       (the starter's ACME listener under make run) from the TLS issuing CA
 //	worker verify-audit    walk the audit hash chain; name the first broken row
 //	worker rotate-keys     re-encrypt personal data under the newest key
 package main
@@ -39,6 +42,8 @@ func main() {
 	switch cmd {
 	case "bootstrap-ca":
 		err = bootstrapCA(os.Args[2:])
+	case "listener-cert":
+		err = listenerCert(os.Args[2:])
 	case "verify-audit", "rotate-keys":
 		var cfg *config.Config
 		if cfg, err = config.Load(); err == nil {

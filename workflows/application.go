@@ -56,6 +56,10 @@ type ApplicationInput struct {
 	// the starter sets it only under CERTDESK_CT_DISABLED, a benchmark
 	// comparison on a development stack.
 	WithoutCT bool `json:",omitempty"`
+	// ACME, when set, makes the application an ACME order (change ID
+	// acmeChange): started at newOrder without a CSR, validated by the
+	// client's challenge responses, finalized with the CSR (acme.go).
+	ACME *ACMEOrderInput `json:",omitempty"`
 }
 
 // ReviewDecision is the body of the review Update.
@@ -92,6 +96,8 @@ type ApplicationState struct {
 	// CAA is the newest CAA check of each name (BR §3.2.2.8).
 	CAA    []activities.CAAOutcome `json:",omitempty"`
 	Review *ReviewDecision
+	// ACME is the ACME order's progress when the application is one.
+	ACME *ACMEState `json:",omitempty"`
 }
 
 // ApplicationResult is the workflow's outcome.
@@ -133,6 +139,10 @@ type application struct {
 	// issued is set once the certificate (the final one, under CT) is
 	// signed: a later failure (an email) leaves the application issued.
 	issued bool
+	// acme is the ACME order's part, when the application is one.
+	acme *acmeOrder
+	// acmeType is the RFC 8555 error type of the refusal finish records.
+	acmeType string
 }
 
 func (w *application) setup(ctx workflow.Context) error {
@@ -143,7 +153,7 @@ func (w *application) setup(ctx workflow.Context) error {
 		ResellerID:    w.in.ResellerID,
 		Product:       w.in.Product,
 		Status:        status.AppReceived,
-		DueAt:         start.Add(ApplicationExpiry),
+		DueAt:         start.Add(w.expiry(start)),
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		cases.CaseType.ValueSet(cases.TypeApplication),
@@ -155,6 +165,11 @@ func (w *application) setup(ctx workflow.Context) error {
 	}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ApplicationState, error) { return w.state, nil }); err != nil {
 		return err
+	}
+	if w.in.ACME != nil {
+		if err := w.setupACME(ctx); err != nil {
+			return err
+		}
 	}
 	var err error
 	w.reviewCh, err = registerReview(ctx, func() string { return "application " + w.in.ApplicationID + " (" + w.state.Status + ")" },
@@ -189,7 +204,7 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 	w.cancelWait = cancel
 	withdrawCh := workflow.GetSignalChannel(ctx, WithdrawSignal)
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		timer := workflow.NewTimer(gctx, ApplicationExpiry)
+		timer := workflow.NewTimer(gctx, w.state.DueAt.Sub(workflow.Now(gctx)))
 		for !w.committed {
 			sel := workflow.NewSelector(gctx)
 			sel.AddReceive(withdrawCh, func(c workflow.ReceiveChannel, _ bool) {
@@ -220,10 +235,13 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 		case w.withdrawn:
 			return w.finish(final, status.AppWithdrawn, "withdrawn by the reseller")
 		case w.expired:
-			return w.finish(final, status.AppExpired, "not completed within 30 days")
+			return w.finish(final, status.AppExpired, w.expiredReason())
 		}
 	}
 	var rej *rejection
+	if errors.As(err, &rej) && w.acme != nil {
+		w.acmeType = rej.acmeType
+	}
 	switch {
 	case errors.As(err, &rej) && rej.failed:
 		return w.finish(final, status.AppFailed, rej.reason)
@@ -249,48 +267,27 @@ func (w *application) run(ctx workflow.Context) (ApplicationResult, error) {
 type rejection struct {
 	reason string
 	failed bool
+	// acmeType is the RFC 8555 error type an ACME order shows (default
+	// unauthorized).
+	acmeType string
 }
 
 func (r *rejection) Error() string { return r.reason }
 
 func (w *application) steps(ctx workflow.Context) (string, error) {
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
-	var a *activities.Activities
 	in := w.in
 
-	// 1. CSR and key checks (O11, O15).
-	var csr activities.CheckCSRResult
-	err := w.exec(ctx, a.CheckCSR, activities.CheckCSRInput{
-		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, Email: in.Subscriber.Email,
-		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
-	}, &csr)
-	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
-		return "", &rejection{reason: reason}
-	} else if err != nil {
-		return "", err
+	var err error
+	if in.ACME != nil {
+		// 1–3 for an ACME order: recorded at newOrder, domains validated by
+		// the challenges, then the finalize CSR checked.
+		err = w.acmeSteps(ctx)
+	} else {
+		err = w.receive(ctx)
 	}
-
-	// 2. Record the application with its attestation (O1).
-	var rec activities.RecordApplicationResult
-	if err := w.exec(ctx, a.RecordApplication, activities.RecordApplicationInput{
-		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-		Product: in.Product, CSRPEM: in.CSRPEM, SPKISHA256: csr.SPKISHA256, Domains: in.Domains, ValidityDays: in.ValidityDays,
-		Subscriber: in.Subscriber, Attestation: in.Attestation, DueAt: w.state.DueAt,
-	}, &rec); err != nil {
+	if err != nil {
 		return "", err
-	}
-	w.subscriberID = rec.SubscriberID
-	if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ApplicationReceived,
-		mailer.ApplicationReceivedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
-			Product: in.Product, ReceivedAt: workflow.GetInfo(ctx).WorkflowStartTime}); err != nil {
-		return "", err
-	}
-
-	// 3. Domain control validation for TLS products.
-	if in.Product == product.ServerDV || in.Product == product.ServerOV {
-		if err := w.validateDomains(ctx); err != nil {
-			return "", err
-		}
 	}
 
 	// 4. Identity verification for OV and client products (O2).
@@ -369,6 +366,11 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 	if err := w.setStatus(ctx, status.AppIssued, "", "certificate "+issued.Serial+" issued"); err != nil {
 		return "", err
 	}
+	if w.acme != nil {
+		if err := w.acmeIssued(ctx, issued); err != nil {
+			return "", err
+		}
+	}
 
 	// 7. Email the subscriber (certificate attached) and the reseller.
 	data := mailer.ReviewIssuedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
@@ -384,6 +386,48 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 		return "", err
 	}
 	return issued.Serial, nil
+}
+
+// receive is steps 1–3 of an application from the reseller API.
+func (w *application) receive(ctx workflow.Context) error {
+	var a *activities.Activities
+	in := w.in
+	// 1. CSR and key checks (O11, O15).
+	var csr activities.CheckCSRResult
+	err := w.exec(ctx, a.CheckCSR, activities.CheckCSRInput{
+		Product: in.Product, CSRPEM: in.CSRPEM, Domains: in.Domains, Email: in.Subscriber.Email,
+		Subject: activities.SubjectFrom(in.Subscriber, in.Product),
+	}, &csr)
+	if reason, ok := applicationErrorOf(err, activities.ErrTypeCSRRejected); ok {
+		return &rejection{reason: reason}
+	} else if err != nil {
+		return err
+	}
+
+	// 2. Record the application with its attestation (O1).
+	var rec activities.RecordApplicationResult
+	if err := w.exec(ctx, a.RecordApplication, activities.RecordApplicationInput{
+		ApplicationID: in.ApplicationID, ResellerID: in.ResellerID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Product: in.Product, CSRPEM: in.CSRPEM, SPKISHA256: csr.SPKISHA256, Domains: in.Domains, ValidityDays: in.ValidityDays,
+		Subscriber: in.Subscriber, Attestation: in.Attestation, DueAt: w.state.DueAt,
+	}, &rec); err != nil {
+		return err
+	}
+	w.subscriberID = rec.SubscriberID
+	if err := w.notify(ctx, activities.Recipient{SubscriberID: w.subscriberID}, mailer.ApplicationReceived,
+		mailer.ApplicationReceivedData{Organization: in.Subscriber.Organization, ApplicationID: in.ApplicationID,
+			Product: in.Product, ReceivedAt: workflow.GetInfo(ctx).WorkflowStartTime}); err != nil {
+		return err
+	}
+
+	// 3. Domain control validation for TLS products.
+	if in.Product == product.ServerDV || in.Product == product.ServerOV {
+		if err := w.validateDomains(ctx); err != nil {
+			return err
+		}
+	}
+
+	return nil
 }
 
 func (w *application) validateDomains(ctx workflow.Context) error {
@@ -501,6 +545,9 @@ func (w *application) finish(ctx workflow.Context, final, reason string) (Applic
 	ctx = workflow.WithActivityOptions(ctx, defaultActivityOptions())
 	w.committed = true
 	if err := w.setStatus(ctx, final, reason, final+": "+reason); err != nil {
+		return ApplicationResult{}, err
+	}
+	if err := w.acmeRefused(ctx, w.acmeType, final+": "+reason); err != nil {
 		return ApplicationResult{}, err
 	}
 	if final == status.AppRejected {

@@ -36,6 +36,11 @@ func (w *application) caaRequests() []activities.CAARequest {
 	out := make([]activities.CAARequest, len(w.in.Domains))
 	for i, d := range w.in.Domains {
 		out[i] = activities.CAARequest{Name: strings.ToLower(d), Method: dcv.CAAMethod(w.in.DomainValidationMethod)}
+		if w.acme != nil {
+			// RFC 8657: the ACME account URL and the challenge type that
+			// validated the name.
+			out[i].AccountURI, out[i].Method = w.in.ACME.AccountURI, dcv.CAAMethod(w.acme.methods[d])
+		}
 	}
 	return out
 }
@@ -55,7 +60,7 @@ func (w *application) checkCAA(ctx workflow.Context) error {
 			ApplicationID: w.in.ApplicationID, CheckID: fmt.Sprint(w.caaChecks), Requests: reqs,
 		}, &outs); err != nil {
 			if reason, ok := applicationErrorOf(err, activities.ErrTypeInvalid); ok {
-				return &rejection{reason: "CAA: " + reason}
+				return &rejection{reason: "CAA: " + reason, acmeType: "caa"}
 			}
 			return err
 		}
@@ -75,7 +80,7 @@ func (w *application) checkCAA(ctx workflow.Context) error {
 			break
 		}
 		if !lookupFailed || attempt >= CAAAttempts {
-			return &rejection{reason: refused}
+			return &rejection{reason: refused, acmeType: "caa"}
 		}
 		workflow.SetCurrentDetails(ctx, refused+"; checking again")
 		if err := workflow.Sleep(ctx, CAARetryAfter); err != nil {

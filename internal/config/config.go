@@ -35,6 +35,12 @@ type Config struct {
 
 	HTTPAddr      string
 	PublicBaseURL string
+	// ACMEAddr is the starter's HTTPS listener for the ACME server
+	// (https://<addr>/acme/directory); it serves only with ACMETLSCert and
+	// ACMETLSKey set.
+	ACMEAddr    string
+	ACMETLSCert string
+	ACMETLSKey  string
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
 	// starter believes for the client address; empty trusts none.
 	TrustedProxies []netip.Prefix
@@ -121,6 +127,12 @@ func Vars() []Var {
 			parse: func(c *Config, v string) error { return httpURL(v, &c.TemporalUIURL) }},
 		{Name: "CERTDESK_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "starter listen address",
 			parse: func(c *Config, v string) error { return hostPort(v, &c.HTTPAddr) }},
+		{Name: "CERTDESK_ACME_ADDR", Default: "127.0.0.1:8443", Help: "the starter's HTTPS listen address for the ACME server (RFC 8555); its directory is https://<addr>/acme/directory",
+			parse: func(c *Config, v string) error { return hostPort(v, &c.ACMEAddr) }},
+		{Name: "CERTDESK_ACME_TLS_CERT", Help: "PEM certificate chain (leaf first) of the ACME listener; with CERTDESK_ACME_TLS_KEY, else the ACME listener is off (make run makes one from the development CA: worker listener-cert)",
+			parse: func(c *Config, v string) error { return readableFile(v, &c.ACMETLSCert) }},
+		{Name: "CERTDESK_ACME_TLS_KEY", Help: "PEM private key of the ACME listener's certificate",
+			parse: func(c *Config, v string) error { return readableFile(v, &c.ACMETLSKey) }},
 		{Name: "CERTDESK_PUBLIC_BASE_URL", Default: "http://127.0.0.1:8080", Help: "public base URL printed in certificates (CRL, OCSP, CA issuers) and emails",
 			parse: func(c *Config, v string) error { return httpURL(v, &c.PublicBaseURL) }},
 		{Name: "CERTDESK_TRUSTED_PROXIES", Help: "CIDR ranges of the reverse proxies in front of the starter, comma-separated, e.g. 10.0.0.0/8,fd00::/8: from them the client address (rate limits, Idempotency-Key scope) is the right-most X-Forwarded-For entry outside these ranges; empty: no proxy is trusted and the header is ignored",
@@ -331,6 +343,21 @@ func prefixes(v string, dst *[]netip.Prefix) error {
 		}
 		*dst = append(*dst, p.Masked())
 	}
+	return nil
+}
+
+// readableFile accepts a path to a file that can be opened.
+func readableFile(v string, dst *string) error {
+	if v == "" {
+		*dst = ""
+		return nil
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		return fmt.Errorf("cannot read the file: %v", err)
+	}
+	_ = f.Close()
+	*dst = v
 	return nil
 }
 

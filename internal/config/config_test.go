@@ -116,3 +116,31 @@ func TestCTDisabledOnlyOnADevelopmentStack(t *testing.T) {
 		t.Fatalf("default: %v, CTDisabled=%v; want CT on", err, c != nil && c.CTDisabled)
 	}
 }
+
+// TestACMEListener: the ACME listener defaults to 127.0.0.1:8443 with no
+// certificate (off); an address or certificate file that cannot work is
+// refused naming the variable.
+func TestACMEListener(t *testing.T) {
+	base := func() map[string]string {
+		return map[string]string{"DATABASE_URL": "postgres://u@h/db", "CERTDESK_PII_KEYS": "k1:x", "CERTDESK_BLIND_INDEX_KEY": "y"}
+	}
+	c, err := LoadFrom(env(base()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ACMEAddr != "127.0.0.1:8443" || c.ACMETLSCert != "" || c.ACMETLSKey != "" {
+		t.Fatalf("defaults: %q %q %q", c.ACMEAddr, c.ACMETLSCert, c.ACMETLSKey)
+	}
+	m := base()
+	m["CERTDESK_ACME_ADDR"], m["CERTDESK_ACME_TLS_CERT"], m["CERTDESK_ACME_TLS_KEY"] = "0.0.0.0:9443", "config.go", "config_test.go"
+	if c, err = LoadFrom(env(m)); err != nil || c.ACMEAddr != "0.0.0.0:9443" || c.ACMETLSCert != "config.go" || c.ACMETLSKey != "config_test.go" {
+		t.Fatalf("set: %+v %v", c, err)
+	}
+	for k, v := range map[string]string{"CERTDESK_ACME_ADDR": "8443", "CERTDESK_ACME_TLS_CERT": "/nonexistent/acme.pem", "CERTDESK_ACME_TLS_KEY": "/nonexistent/key.pem"} {
+		m := base()
+		m[k] = v
+		if _, err := LoadFrom(env(m)); err == nil || !strings.Contains(err.Error(), k) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%s: got %v, want one line naming it", k, v, err)
+		}
+	}
+}

@@ -53,3 +53,13 @@ func TestACMEDNSValue(t *testing.T) {
 		t.Fatal(ACMEDNSLabel("Example.jp."))
 	}
 }
+
+// TestCAAMethodLabels: the RFC 8657 validationmethods labels: ACME orders
+// use the challenge type, the BR methods CA-specific labels.
+func TestCAAMethodLabels(t *testing.T) {
+	for m, want := range map[string]string{MethodACMEHTTP01: "http-01", MethodACMEDNS01: "dns-01", MethodHTTP: "ca-http-file", MethodDNS: "ca-dns-txt", "": "ca-http-file"} {
+		if got := CAAMethod(m); got != want {
+			t.Errorf("CAAMethod(%q) = %q, want %q", m, got, want)
+		}
+	}
+}

@@ -110,8 +110,11 @@ func (v *Validator) Validate(ctx context.Context, method, domain, token string) 
 		return v.http(ctx, base, HTTPPath(token), token)
 	case MethodDNS:
 		return v.dns(ctx, DNSLabel(base), token)
+	case MethodACMEHTTP01, MethodACMEDNS01:
+		// An ACME order's challenge: token is the key authorization.
+		return v.ValidateACME(ctx, method, domain, token)
 	}
-	return fmt.Errorf("dcv: unknown method %q (http-01 or dns-txt)", method)
+	return fmt.Errorf("dcv: unknown method %q (http-01, dns-txt, acme-http-01 or acme-dns-01)", method)
 }
 
 func (v *Validator) timeout() time.Duration {
@@ -267,6 +270,10 @@ func CAAMethod(method string) string {
 		return "ca-http-file"
 	case MethodDNS:
 		return "ca-dns-txt"
+	case MethodACMEHTTP01:
+		return "http-01"
+	case MethodACMEDNS01:
+		return "dns-01"
 	}
 	return method
 }

@@ -160,7 +160,10 @@ func addSubscriber(ctx context.Context, src Source, p *Package, subID string) er
 		d := Application{ID: ap.ID, SubscriberID: subID, ResellerID: ap.ResellerID, Product: ap.Product,
 			Domains: append([]string{}, ap.Domains...), ValidityDays: ap.ValidityDays, TermsVersion: ap.AttestationTermsVersion,
 			AttestedAt: ap.AttestedAt.UTC(), Status: ap.Status, StatusReason: ap.StatusReason, CertificateSerial: ap.CertificateSerial,
-			CSRPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: ap.CSR})), CreatedAt: ap.CreatedAt.UTC()}
+			CreatedAt: ap.CreatedAt.UTC()}
+		if len(ap.CSR) > 0 { // an ACME order before finalize has none
+			d.CSRPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: ap.CSR}))
+		}
 		if ap.VerificationID != "" {
 			v, err := src.GetVerification(ctx, ap.VerificationID)
 			switch {

@@ -215,6 +215,26 @@ func (s *Store) StartACMEChallenge(ctx context.Context, challengeID string) (boo
 	return n == 1, nil
 }
 
+// ResetACMEChallenge moves a processing challenge back to pending, when the
+// backend could not take it (the client may respond again).
+func (s *Store) ResetACMEChallenge(ctx context.Context, challengeID string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE acme_challenges SET status = 'pending' WHERE id = $1 AND status = 'processing'`, challengeID); err != nil {
+		return fmt.Errorf("store: reset ACME challenge: %w", err)
+	}
+	return nil
+}
+
+// ResetACMEFinalize moves a processing order back to ready, when the
+// backend could not take the finalize (the client may finalize again).
+func (s *Store) ResetACMEFinalize(ctx context.Context, orderID string) error {
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE acme_orders SET status = 'ready' WHERE id = $1 AND status = 'processing'`, orderID); err != nil {
+		return fmt.Errorf("store: reset ACME finalize: %w", err)
+	}
+	return nil
+}
+
 // FinishACMEChallenge records a validation result: the challenge and its
 // authorization become valid (other challenges of it stay as they are) or
 // invalid with problem; an order whose authorizations are all valid becomes

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -64,8 +65,11 @@ type Application struct {
 	VerificationID          string
 	CertificateSerial       string
 	DueAt                   *time.Time
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// ACMEOrderID names the ACME order this application is (empty for the
+	// reseller API). Such an application has no CSR until finalize.
+	ACMEOrderID string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 type applicationRow struct {
@@ -86,21 +90,30 @@ type applicationRow struct {
 	VerificationID          sql.NullString `db:"verification_id"`
 	CertificateSerial       sql.NullString `db:"certificate_serial"`
 	DueAt                   *time.Time     `db:"due_at"`
+	ACMEOrderID             sql.NullString `db:"acme_order_id"`
 	CreatedAt               time.Time      `db:"created_at"`
 	UpdatedAt               time.Time      `db:"updated_at"`
 }
 
 const applicationCols = `id, reseller_id, subscriber_id, product, domains, csr_enc, spki_sha256, validity_days,
 	attestation_terms_version, attestation_truthful, attested_at, status, status_reason, workflow_id,
-	verification_id, certificate_serial, due_at, created_at, updated_at`
+	verification_id, certificate_serial, due_at, acme_order_id, created_at, updated_at`
 
 // CreateApplication records a new application in status "received".
 // Idempotent by id: a retry leaves the first row as it is; the same id for
 // another reseller, subscriber or product is ErrConflict.
 func (s *Store) CreateApplication(ctx context.Context, a Application) error {
-	csr, err := s.seal("applications", "csr_enc", a.ID, a.CSR)
-	if err != nil {
-		return err
+	var csr, spki []byte
+	var err error
+	if a.CSR != nil || a.ACMEOrderID == "" {
+		if csr, err = s.seal("applications", "csr_enc", a.ID, a.CSR); err != nil {
+			return err
+		}
+		spki = a.SPKISHA256
+	}
+	var acmeOrder sql.NullString
+	if a.ACMEOrderID != "" {
+		acmeOrder = sql.NullString{String: a.ACMEOrderID, Valid: true}
 	}
 	domains := a.Domains
 	if domains == nil {
@@ -109,12 +122,12 @@ func (s *Store) CreateApplication(ctx context.Context, a Application) error {
 	var inserted bool
 	err = s.db.GetContext(ctx, &inserted, `
 		INSERT INTO applications (id, reseller_id, subscriber_id, product, domains, csr_enc, spki_sha256,
-			validity_days, attestation_terms_version, attestation_truthful, attested_at, workflow_id, due_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			validity_days, attestation_terms_version, attestation_truthful, attested_at, workflow_id, due_at, acme_order_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING true`,
-		a.ID, a.ResellerID, a.SubscriberID, a.Product, pq.StringArray(domains), csr, a.SPKISHA256,
-		a.ValidityDays, a.AttestationTermsVersion, a.AttestationTruthful, a.AttestedAt, a.WorkflowID, a.DueAt)
+		a.ID, a.ResellerID, a.SubscriberID, a.Product, pq.StringArray(domains), csr, spki,
+		a.ValidityDays, a.AttestationTermsVersion, a.AttestationTruthful, a.AttestedAt, a.WorkflowID, a.DueAt, acmeOrder)
 	switch {
 	case err == nil:
 		return nil
@@ -135,6 +148,32 @@ func (s *Store) CreateApplication(ctx context.Context, a Application) error {
 	}
 	if cur.ResellerID != a.ResellerID || cur.SubscriberID != a.SubscriberID || cur.Product != a.Product {
 		return fmt.Errorf("%w: application id %s is already used for another reseller, subscriber or product; choose a new id", ErrConflict, a.ID)
+	}
+	return nil
+}
+
+// SetApplicationCSR records the CSR an ACME order's application received at
+// finalize. Idempotent: once a CSR is recorded, the same key again is a
+// no-op and another key is ErrConflict.
+func (s *Store) SetApplicationCSR(ctx context.Context, id string, der, spkiSHA256 []byte) error {
+	csr, err := s.seal("applications", "csr_enc", id, der)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE applications SET csr_enc = $2, spki_sha256 = $3, updated_at = now()
+		WHERE id = $1 AND acme_order_id IS NOT NULL AND csr_enc IS NULL`, id, csr, spkiSHA256)
+	if err != nil {
+		return fmt.Errorf("store: set CSR of application %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var cur []byte
+	if err := s.db.GetContext(ctx, &cur, `SELECT spki_sha256 FROM applications WHERE id = $1 AND acme_order_id IS NOT NULL`, id); err != nil {
+		return notFound(err, "ACME application %s", id)
+	}
+	if !bytes.Equal(cur, spkiSHA256) {
+		return fmt.Errorf("%w: application %s already has a CSR for another key", ErrConflict, id)
 	}
 	return nil
 }
@@ -249,7 +288,7 @@ func (s *Store) applicationFromRow(r applicationRow) (Application, error) {
 		AttestationTruthful: r.AttestationTruthful, AttestedAt: r.AttestedAt,
 		Status: r.Status, StatusReason: r.StatusReason, WorkflowID: r.WorkflowID,
 		VerificationID: r.VerificationID.String, CertificateSerial: r.CertificateSerial.String,
-		DueAt: r.DueAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		DueAt: r.DueAt, ACMEOrderID: r.ACMEOrderID.String, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	return a, o.err
 }

@@ -43,6 +43,8 @@ type Store interface {
 	ACMEChallengeOwner(ctx context.Context, accountID, challengeID string) (string, error)
 	StartACMEChallenge(ctx context.Context, challengeID string) (bool, error)
 	FinishACMEChallenge(ctx context.Context, challengeID string, problem json.RawMessage) error
+	ResetACMEChallenge(ctx context.Context, challengeID string) error
+	ResetACMEFinalize(ctx context.Context, orderID string) error
 	StartACMEFinalize(ctx context.Context, accountID, orderID string) error
 	FinishACMEOrder(ctx context.Context, orderID, certPEM, serialHex string, problem json.RawMessage) error
 	ACMEOrderBySerial(ctx context.Context, serialHex string) (store.ACMEOrder, error)
@@ -59,13 +61,58 @@ type Orders interface {
 	Allow(ctx context.Context, acct store.ACMEAccount, profile string, ids []store.ACMEIdentifier) error
 	// Validate checks one challenge: method is dcv.MethodACMEHTTP01 or
 	// dcv.MethodACMEDNS01, keyAuthorization is token "." thumbprint.
-	Validate(ctx context.Context, acct store.ACMEAccount, method, domain, keyAuthorization string) error
+	// ErrPending: the backend validates later and records the outcome
+	// itself (Store.FinishACMEChallenge); the challenge stays processing.
+	Validate(ctx context.Context, acct store.ACMEAccount, ch Challenge, method, domain, keyAuthorization string) error
 	// Issue signs csr for a ready order and returns the PEM chain, leaf
-	// first, and the leaf.
+	// first, and the leaf. ErrPending: the backend issues later and records
+	// the outcome itself (Store.FinishACMEOrder); the order stays
+	// processing.
 	Issue(ctx context.Context, acct store.ACMEAccount, order store.ACMEOrder, csr *x509.CertificateRequest) (chainPEM string, leaf *x509.Certificate, err error)
 	// Revoke revokes a certificate issued through ACME with an RFC 5280
-	// reason code already checked against BR §7.2.2.
-	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int) error
+	// reason code already checked against BR §7.2.2. byCertKey: the request
+	// was signed by the certificate's key (proof of possession), not by the
+	// ordering account.
+	Revoke(ctx context.Context, order store.ACMEOrder, cert *x509.Certificate, reason int, byCertKey bool) error
+}
+
+// ErrPending is what Validate and Issue return when the backend has
+// accepted the work and records its outcome in the store itself (an
+// Application workflow): the client polls the challenge or order.
+var ErrPending = errors.New("acme: accepted; the backend records the outcome")
+
+// ErrUnavailable wrapped in a Validate or Issue error: the backend could not
+// take the work now (nothing was decided). The challenge goes back to
+// pending, the order back to ready, and the client gets serverInternal
+// and may try again.
+var ErrUnavailable = errors.New("acme: backend unavailable")
+
+// Challenge names the challenge a Validate call checks.
+type Challenge struct {
+	OrderID string
+	AuthzID string
+	ID      string
+	Type    string // http-01 or dns-01
+}
+
+// OrderStarter is an optional extension of Orders: StartOrder runs once a
+// new order is written (an Application workflow per order starts here).
+// If it fails the order is left pending and unused, and the client gets
+// the error.
+type OrderStarter interface {
+	StartOrder(ctx context.Context, acct store.ACMEAccount, o store.ACMEOrder) error
+}
+
+type baseKey struct{}
+
+// AccountURL is the URL of account id as the server handling ctx's request
+// names it (the kid, and RFC 8657's CAA accounturi); empty outside one.
+func AccountURL(ctx context.Context, id string) string {
+	b, _ := ctx.Value(baseKey{}).(string)
+	if b == "" {
+		return ""
+	}
+	return b + "/account/" + id
 }
 
 // Deps is what New needs.

@@ -73,7 +73,7 @@ func (b *testOrders) Allow(_ context.Context, _ store.ACMEAccount, _ string, ids
 	return nil
 }
 
-func (b *testOrders) Validate(ctx context.Context, _ store.ACMEAccount, method, domain, keyAuth string) error {
+func (b *testOrders) Validate(ctx context.Context, _ store.ACMEAccount, _ Challenge, method, domain, keyAuth string) error {
 	return b.v.ValidateACME(ctx, method, domain, keyAuth)
 }
 
@@ -92,7 +92,7 @@ func (b *testOrders) Issue(_ context.Context, _ store.ACMEAccount, o store.ACMEO
 	return chain, leaf, nil
 }
 
-func (b *testOrders) Revoke(_ context.Context, _ store.ACMEOrder, cert *x509.Certificate, reason int) error {
+func (b *testOrders) Revoke(_ context.Context, _ store.ACMEOrder, cert *x509.Certificate, reason int, _ bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := cert.SerialNumber.Text(16)

@@ -2,6 +2,7 @@ package acme
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -155,6 +156,12 @@ func (s *server) newOrder(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.refuse(w, r, err)
 		return
+	}
+	if st, ok := be.(OrderStarter); ok {
+		if err := st.StartOrder(context.WithValue(r.Context(), baseKey{}, s.base(r)), *req.account, o); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
 	}
 	s.writeOrder(w, r, http.StatusCreated, o)
 }
@@ -311,7 +318,17 @@ func (s *server) validate(r *http.Request, be Orders, acct store.ACMEAccount, az
 	if a.Wildcard {
 		domain = "*." + domain
 	}
-	verr := be.Validate(ctx, acct, method, domain, dcv.ACMEKeyAuthorization(c.Token, acct.Thumbprint))
+	verr := be.Validate(ctx, acct, Challenge{OrderID: a.OrderID, AuthzID: a.ID, ID: c.ID, Type: c.Type},
+		method, domain, dcv.ACMEKeyAuthorization(c.Token, acct.Thumbprint))
+	if errors.Is(verr, ErrPending) {
+		return nil
+	}
+	if errors.Is(verr, ErrUnavailable) {
+		if err := s.d.Store.ResetACMEChallenge(context.WithoutCancel(ctx), cid); err != nil {
+			return err
+		}
+		return fail(http.StatusServiceUnavailable, "serverInternal", "validation could not start now; respond to the challenge again")
+	}
 	var problem json.RawMessage
 	if verr != nil {
 		typ, detail := "unauthorized", "validation failed"
@@ -380,6 +397,23 @@ func (s *server) finalize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chain, leaf, ierr := be.Issue(ctx, *req.account, o, csr)
+	if errors.Is(ierr, ErrUnavailable) {
+		if err := s.d.Store.ResetACMEFinalize(context.WithoutCancel(ctx), o.ID); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		s.refuse(w, r, fail(http.StatusServiceUnavailable, "serverInternal", "issuance could not start now; finalize again"))
+		return
+	}
+	if errors.Is(ierr, ErrPending) {
+		// Processing: the client polls the order (Retry-After).
+		if o, err = s.d.Store.GetACMEOrder(ctx, req.account.ID, o.ID); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		s.writeOrder(w, r, http.StatusOK, o)
+		return
+	}
 	var problem json.RawMessage
 	serial := ""
 	if ierr != nil {
@@ -528,7 +562,7 @@ func (s *server) revokeCert(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := be.Revoke(r.Context(), o, cert, reason); err != nil {
+	if err := be.Revoke(r.Context(), o, cert, reason, req.account == nil); err != nil {
 		s.refuse(w, r, err)
 		return
 	}
