@@ -152,7 +152,7 @@ function certID(pem) {
     let hex = cert.serialNumber.replace(/^(00)+/, '') || '00';
     if (hex.length % 2) hex = `0${hex}`;
     if (parseInt(hex.slice(0, 2), 16) & 0x80) hex = `00${hex}`;
-    return { id: `${b64url(Buffer.from(aki.keyId, 'hex'))}.${b64url(Buffer.from(hex, 'hex'))}`, serial: hex.replace(/^(00)+/, '') };
+    return { id: `${b64url(Buffer.from(aki.keyId, 'hex'))}.${b64url(Buffer.from(hex, 'hex'))}`, serial: hex.replace(/^0+/, '') || '0' };
 }
 
 // features records what the run saw of each feature: a failure sticks, a
