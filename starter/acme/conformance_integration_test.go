@@ -55,8 +55,10 @@ var conformanceFeatures = []struct{ key, name, spec string }{
 // conformanceWant is what each server is expected to show, per feature:
 // "pass", or "none" (not offered, which RFC 8555 allows): CertDesk's
 // backends return one chain, so it sends no alternate links. A server
-// doing better or worse than this fails the test, so the README table
-// (make it from the table this test logs) stays true.
+// doing better or worse than this fails the test, so the README table's
+// Pebble and library-server columns (make them from the table this test
+// logs) stay true; its workflows column comes from starter/acmeorders'
+// TestConformanceOnWorkflows.
 var conformanceWant = map[string]map[string]string{
 	"Pebble":   {},
 	"CertDesk": {"alternates": "none"},
