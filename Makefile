@@ -112,7 +112,7 @@ record-histories: tools
 
 # make bench: the DESIGN performance scenarios on this machine, one table
 # (bench/), also written as JSON to bench/results/. BENCH_SCENARIOS picks
-# scenarios (e.g. "crl,ocsp"), BENCH_MASS_N the mass-revocation size,
+# scenarios (e.g. "crl,ocsp"; dv,mass,crl,ocsp,mail,acme), BENCH_MASS_N the mass-revocation size,
 # BENCH_DV_N the number of DV applications, CERTDESK_BENCH_TEMPORAL=dev|postgres
 # the Temporal server (postgres: the standalone server on PostgreSQL).
 BENCH_MASS_N ?= 1000000

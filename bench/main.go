@@ -9,12 +9,15 @@
 //	(4) OCSP from the starter's pre-signed path, 8 connections on loopback
 //	    from wrk (a C load generator), with the CPU each side used
 //	(5) bulk notices to MailDev
+//	(6) ACME: certificates per second by dns-01 with the same client
+//	    (golang.org/x/crypto/acme) and concurrency against Pebble v2.10.3
+//	    and against the starter's ACME listener, in the same run
 //
 // Environment:
 //
 //	CERTDESK_BENCH_TEMPORAL  dev (Temporal CLI dev server, SQLite) or postgres
 //	                         (standalone server v1.29.1 on PostgreSQL; default)
-//	BENCH_SCENARIOS          comma-separated subset of dv,mass,crl,ocsp,mail (default all)
+//	BENCH_SCENARIOS          comma-separated subset of dv,mass,crl,ocsp,mail,acme (default all)
 //	BENCH_MASS_N             certificates to mass-revoke (default 1000000)
 //	BENCH_DV_N               DV applications (default 2000)
 //	BENCH_DV_CLIENTS         concurrent API clients (default 16)
@@ -28,6 +31,9 @@
 //	                         this process, the fallback)
 //	BENCH_OCSP_WRK_THREADS   wrk threads (default 1)
 //	BENCH_MAIL_N             notices per run (default 2000)
+//	BENCH_ACME_N             ACME certificates per server (default 100)
+//	BENCH_ACME_CLIENTS       concurrent ACME clients, one account each (default 8)
+//	PEBBLE_BIN               Pebble binary (default bin/pebble, make tools)
 //	BENCH_TEMPORAL_PORT      postgres mode: frontend port (default 27233)
 //	BENCH_KEEP               1: leave the work directory (.run/bench/...) and logs
 package main
@@ -137,6 +143,12 @@ func run() error {
 			r[i].Mode = "starter+PostgreSQL"
 		}
 		record("4 OCSP", r, err)
+	}
+	if on("acme") {
+		n, c := envInt("BENCH_ACME_N", 100), envInt("BENCH_ACME_CLIENTS", 8)
+		stack.Logf("acme: %d certificates per server, %d clients", n, c)
+		r, err := benchACME(ctx, s, n, c)
+		record("6 ACME", r, err)
 	}
 	if on("dv") {
 		n := envInt("BENCH_DV_N", 2000)

@@ -80,6 +80,12 @@ type Stack struct {
 	// DCVZone is the DNSSEC-signed zone every name under which resolves to
 	// the stack's file-method server; DV names go under it.
 	DCVZone string
+	// DNS is the stack's DNS servers (RFC 2136 updates with its TSIG key).
+	DNS *dnsstack.Stack
+	// ACMEDirectory is the starter's ACME directory URL on its own HTTPS
+	// listener (a free loopback port), whose certificate chains to the
+	// development root at ACMERootPEM.
+	ACMEDirectory, ACMERootPEM string
 }
 
 // TCPProxy forwards a loopback port to a target; Down refuses and cuts
@@ -276,6 +282,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		return s, err
 	}
 	s.cleanups = append(s.cleanups, ds.Stop)
+	s.DNS = ds
 	s.DCVZone = "dcv." + ds.Zones.Signed
 	if err := ds.SetRecords(ctx, "*."+s.DCVZone, "A", "127.0.0.1"); err != nil {
 		return s, err
@@ -327,6 +334,21 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	if out, err := s.run(ctx, "worker", "bootstrap-ca", "-org", "CertDesk Bench CA"); err != nil {
 		return s, fmt.Errorf("worker bootstrap-ca: %v: %s", err, out)
 	}
+	// The ACME listener (HTTPS on a free port, as make run: a certificate
+	// from the development CA by worker listener-cert); scenarios that do
+	// not use it only see one more listener.
+	acmePort, err := testenv.FreePort()
+	if err != nil {
+		return s, err
+	}
+	acmeCert, acmeKey := filepath.Join(s.Work, "acme-tls.pem"), filepath.Join(s.Work, "acme-tls-key.pem")
+	if out, err := s.run(ctx, "worker", "listener-cert", "-cert", acmeCert, "-key", acmeKey, "-hosts", "127.0.0.1,localhost"); err != nil {
+		return s, fmt.Errorf("worker listener-cert: %v: %s", err, out)
+	}
+	s.Env["CERTDESK_ACME_ADDR"] = "127.0.0.1:" + strconv.Itoa(acmePort)
+	s.Env["CERTDESK_ACME_TLS_CERT"], s.Env["CERTDESK_ACME_TLS_KEY"] = acmeCert, acmeKey
+	s.ACMEDirectory = "https://" + s.Env["CERTDESK_ACME_ADDR"] + "/acme/directory"
+	s.ACMERootPEM = filepath.Join(s.Cfg.CADir, "root.pem")
 	if s.Pool, err = db.Open(ctx, s.DBURL); err != nil {
 		return s, err
 	}
@@ -516,6 +538,27 @@ func (s *Stack) run(ctx context.Context, bin string, args ...string) ([]byte, er
 	cmd := exec.CommandContext(ctx, filepath.Join(s.AppBin, bin), args...)
 	cmd.Env = s.envList()
 	return cmd.CombinedOutput()
+}
+
+// ACMEEAB makes single-use EAB credentials for one ACME account of the
+// stack's reseller (product server-dv) with the operator command, which
+// prints kid=… and hmac=… on its last two lines.
+func (s *Stack) ACMEEAB(ctx context.Context) (kid, hmac string, err error) {
+	out, err := s.run(ctx, "starter", "reseller", "eab", "--id", s.ResellerID, "--product", "server-dv")
+	if err != nil {
+		return "", "", fmt.Errorf("starter reseller eab: %v: %s", err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "kid="); ok {
+			kid = v
+		} else if v, ok := strings.CutPrefix(strings.TrimSpace(l), "hmac="); ok {
+			hmac = v
+		}
+	}
+	if kid == "" || hmac == "" {
+		return "", "", fmt.Errorf("starter reseller eab printed no kid=/hmac=: %s", out)
+	}
+	return kid, hmac, nil
 }
 
 // StartWorker starts bin/worker -role all, without its metrics listener (the
