@@ -37,7 +37,7 @@ func (f fx) ovIssued(t *testing.T, id string, verified bool) Certificate {
 	sn, _ := new(big.Int).SetString(res.Serial, 16)
 	now := time.Now().Truncate(time.Second)
 	tmpl := &x509.Certificate{SerialNumber: sn, NotBefore: now, NotAfter: now.Add(90 * 24 * time.Hour),
-		Subject: pkix.Name{Organization: []string{"株式会社テスト"}, Locality: []string{"Chiyoda-ku"}, Province: []string{"Tokyo"}, Country: []string{"JP"}},
+		Subject:  pkix.Name{Organization: []string{"株式会社テスト"}, Locality: []string{"Chiyoda-ku"}, Province: []string{"Tokyo"}, Country: []string{"JP"}},
 		DNSNames: []string{"www.example.jp"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	must(t, err)
