@@ -172,6 +172,11 @@ func TestOVOrderOnWorkflows(t *testing.T) {
 	if err != nil || app.Product != product.ServerOV || app.Status != status.AppIssued || app.VerificationID != "ver-app_ov_verified" {
 		t.Fatalf("application %+v (%v)", app, err)
 	}
+	var res workflows.ApplicationResult
+	if err := s.tc.GetWorkflow(ctx, wid, "").Get(ctx, &res); err != nil || res.Status != status.AppIssued {
+		t.Fatalf("workflow result %+v (%v)", res, err)
+	}
+	recordHistory(t, s.tc, wid, "application-acme-ov")
 }
 
 // orderIDOf is the order id at the end of an order URL.
