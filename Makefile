@@ -108,7 +108,7 @@ test: deps tools vet compose-check temporal-server build
 # intended, versioned change to a workflow).
 record-histories: tools
 	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'Lifecycle|MassRevocation100k|DVIssuance|DisclosureOnRealStack|CorrectionOnRealStack|PolicyNoticeOnRealStack' -count=1 ./workflows
-	RECORD_HISTORIES=1 $(GO) test -tags integration -run CertbotOnWorkflows -count=1 ./starter/acmeorders
+	RECORD_HISTORIES=1 $(GO) test -tags integration -run 'CertbotOnWorkflows|OVOrderOnWorkflows' -count=1 ./starter/acmeorders
 
 # make bench: the DESIGN performance scenarios on this machine, one table
 # (bench/), also written as JSON to bench/results/. BENCH_SCENARIOS picks

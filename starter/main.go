@@ -232,6 +232,7 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 	products := fs.String("product", "server-dv", "eab: the products (ACME profiles) the account may order, comma-separated")
 	reference := fs.String("reference", "", "eab: the reseller's own reference for its customer")
 	expires := fs.Duration("expires", 0, "eab: unused credentials stop working after this long (e.g. 720h); 0 never")
+	orgFrom := fs.String("organization-from", "", "eab: bind to the organisation this issued, identity-verified server-ov application (app_…) of the reseller verified: the account may then order server-ov")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("reseller %s: %w", sub, err)
 	}
@@ -279,15 +280,17 @@ func resellerAdmin(ctx context.Context, st *store.Store, args []string, stdout i
 		fmt.Fprintf(stdout, "reseller %s disabled\n", *id)
 		return nil
 	case "eab":
-		return resellerEAB(ctx, st, *id, *products, *reference, *expires, stdout)
+		return resellerEAB(ctx, st, *id, *products, *reference, *expires, *orgFrom, stdout)
 	}
 	return fmt.Errorf("reseller: unknown subcommand %q (add, rotate-key, disable, eab)", sub)
 }
 
 // resellerEAB makes ACME External Account Binding credentials for one of
 // a reseller's customers and prints them once: kid=… and hmac=… (base64url)
-// on the last two lines. Only the sealed HMAC key is stored.
-func resellerEAB(ctx context.Context, st *store.Store, id, products, reference string, expires time.Duration, stdout io.Writer) error {
+// on the last two lines. Only the sealed HMAC key is stored. orgFrom, if
+// set, binds them to the organisation that application verified
+// (store.VerifiedOrganization).
+func resellerEAB(ctx context.Context, st *store.Store, id, products, reference string, expires time.Duration, orgFrom string, stdout io.Writer) error {
 	if id == "" {
 		return errors.New("reseller eab: --id is required")
 	}
@@ -302,6 +305,9 @@ func resellerEAB(ctx context.Context, st *store.Store, id, products, reference s
 	if expires < 0 {
 		return errors.New("reseller eab: --expires must not be negative")
 	}
+	if orgFrom != "" && !slices.Contains(list, product.ServerOV) {
+		return fmt.Errorf("reseller eab: --organization-from binds an organisation for %s orders: add %s to --product", product.ServerOV, product.ServerOV)
+	}
 	rs, err := st.GetReseller(ctx, id)
 	if err != nil {
 		return err
@@ -314,8 +320,11 @@ func resellerEAB(ctx context.Context, st *store.Store, id, products, reference s
 		t := time.Now().Add(expires).UTC()
 		until = &t
 	}
-	c, err := st.CreateEABCredential(ctx, id, list, reference, until)
+	c, err := st.CreateEABCredentialWith(ctx, id, store.EABOptions{Products: list, Reference: reference, ExpiresAt: until, OrganizationFrom: orgFrom})
 	if err != nil {
+		if orgFrom != "" && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotVerified)) {
+			return fmt.Errorf("reseller eab: --organization-from %s: %w", orgFrom, err)
+		}
 		return err
 	}
 	exp := "never"
@@ -323,6 +332,9 @@ func resellerEAB(ctx context.Context, st *store.Store, id, products, reference s
 		exp = until.Format(time.RFC3339)
 	}
 	fmt.Fprintf(stdout, "EAB credentials for reseller %s: products %s, expires %s; single use\n", id, strings.Join(list, ","), exp)
+	if orgFrom != "" {
+		fmt.Fprintf(stdout, "bound to the organisation verified by application %s: server-ov orders wait for staff review\n", orgFrom)
+	}
 	fmt.Fprintln(stdout, "the kid and HMAC key follow; the key is shown only once:")
 	fmt.Fprintln(stdout, "kid="+c.KID)
 	fmt.Fprintln(stdout, "hmac="+base64.RawURLEncoding.EncodeToString(c.HMACKey))

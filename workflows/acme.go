@@ -12,6 +12,7 @@ import (
 	"certdesk/activities"
 	"certdesk/internal/dcv"
 	"certdesk/internal/mailer"
+	"certdesk/internal/product"
 	"certdesk/internal/status"
 )
 
@@ -29,6 +30,13 @@ const (
 // acmeChange is the workflow.GetVersion change ID under which an
 // application may be an ACME order (ApplicationInput.ACME).
 const acmeChange = "application-acme"
+
+// acmeOVChange is the workflow.GetVersion change ID under which an ACME
+// order for server-ov whose account's EAB is bound to an already verified
+// organisation (ACMEOrderInput.Organization) reuses that organisation's
+// identity verification instead of starting a new one; staff review still
+// follows. Asked only by such orders, so no other history gains a marker.
+const acmeOVChange = "application-acme-ov"
 
 // ACME challenge validation retries: the client responds once it has
 // published the key authorization, so a few quick attempts (DNS
@@ -51,6 +59,19 @@ type ACMEOrderInput struct {
 	AccountURI string `json:",omitempty"`
 	// Authorizations are the order's, one per identifier.
 	Authorizations []ACMEAuthorization
+	// Organization, for a server-ov order, is the already verified
+	// organisation the account's EAB is bound to (change ID acmeOVChange):
+	// references only; its subject data is in ApplicationInput.Subscriber,
+	// as for any OV application.
+	Organization *ACMEOrganization `json:",omitempty"`
+}
+
+// ACMEOrganization names the records that proved an ACME account's
+// organisation: the reseller's issued server-ov application and its passed
+// identity verification (store.VerifiedOrganization).
+type ACMEOrganization struct {
+	ApplicationID  string
+	VerificationID string
 }
 
 // ACMEAuthorization is one authorization of an ACME order.
@@ -196,6 +217,25 @@ func (w *application) acmeSteps(ctx workflow.Context) error {
 		return err
 	}
 	return w.exec(ctx, a.RecordACMECSR, activities.ACMECSRInput{ApplicationID: in.ApplicationID, CSRPEM: w.in.CSRPEM, SPKISHA256: csr.SPKISHA256}, nil)
+}
+
+// acmeReusesVerification reports whether the application is an ACME OV
+// order that reuses its bound organisation's identity verification
+// (acmeOVChange) rather than running a new one; it then records that
+// verification on the case.
+func (w *application) acmeReusesVerification(ctx workflow.Context) (bool, error) {
+	in := w.in
+	if in.ACME == nil || in.ACME.Organization == nil || in.Product != product.ServerOV {
+		return false, nil
+	}
+	if workflow.GetVersion(ctx, acmeOVChange, workflow.DefaultVersion, 1) < 1 {
+		return false, nil
+	}
+	org := in.ACME.Organization
+	w.state.VerificationID = org.VerificationID
+	return true, w.setStatus(ctx, status.AppVerifyingIdentity, "",
+		"organisation verified already: identity verification "+org.VerificationID+" of application "+org.ApplicationID+
+			" reused (BR §4.2.1), bound to the account's EAB credentials")
 }
 
 // acmeValidate validates each authorization when the client responds to

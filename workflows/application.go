@@ -290,8 +290,13 @@ func (w *application) steps(ctx workflow.Context) (string, error) {
 		return "", err
 	}
 
-	// 4. Identity verification for OV and client products (O2).
-	if in.Product == product.ServerOV || in.Product == product.ClientSign {
+	// 4. Identity verification for OV and client products (O2); an ACME OV
+	// order reuses its account's already verified organisation.
+	reused, err := w.acmeReusesVerification(ctx)
+	if err != nil {
+		return "", err
+	}
+	if !reused && (in.Product == product.ServerOV || in.Product == product.ClientSign) {
 		if err := w.verifyIdentity(ctx); err != nil {
 			return "", err
 		}

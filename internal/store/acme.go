@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -76,11 +77,19 @@ type EABCredential struct {
 	UsedAt     *time.Time
 	AccountID  string
 	RevokedAt  *time.Time
+	// OrganizationFrom is the server-ov application whose verified
+	// organisation the credentials are bound to (VerifiedOrganization), or "".
+	OrganizationFrom string
 }
 
 // CreateEABCredential makes a new credential for a reseller with a random
 // kid and a 256-bit HMAC key, and returns it (with the key, to show once).
 func (s *Store) CreateEABCredential(ctx context.Context, resellerID string, products []string, reference string, expiresAt *time.Time) (EABCredential, error) {
+	return s.createEAB(ctx, resellerID, EABOptions{Products: products, Reference: reference, ExpiresAt: expiresAt})
+}
+
+func (s *Store) createEAB(ctx context.Context, resellerID string, opt EABOptions) (EABCredential, error) {
+	products, reference, expiresAt := opt.Products, opt.Reference, opt.ExpiresAt
 	tok, err := randomToken(15)
 	if err != nil {
 		return EABCredential{}, err
@@ -97,14 +106,18 @@ func (s *Store) CreateEABCredential(ctx context.Context, resellerID string, prod
 	if products == nil {
 		products = []string{}
 	}
-	c := EABCredential{KID: kid, ResellerID: resellerID, HMACKey: key, Products: products, Reference: reference, ExpiresAt: expiresAt}
+	c := EABCredential{KID: kid, ResellerID: resellerID, HMACKey: key, Products: products, Reference: reference, ExpiresAt: expiresAt,
+		OrganizationFrom: opt.OrganizationFrom}
 	err = s.db.QueryRowContext(ctx,
-		`INSERT INTO acme_eab_credentials (kid, reseller_id, hmac_key_enc, products, reference, expires_at)
-		 VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
-		kid, resellerID, enc, pq.Array(products), reference, expiresAt).Scan(&c.CreatedAt)
+		`INSERT INTO acme_eab_credentials (kid, reseller_id, hmac_key_enc, products, reference, expires_at, organization_application_id)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		kid, resellerID, enc, pq.Array(products), reference, expiresAt, nullStr(opt.OrganizationFrom)).Scan(&c.CreatedAt)
 	if err != nil {
 		var pe *pq.Error
 		if errors.As(err, &pe) && pe.Code == "23503" {
+			if opt.OrganizationFrom != "" && pe.Constraint != "" && strings.Contains(pe.Constraint, "organization") {
+				return EABCredential{}, fmt.Errorf("%w: application %s", ErrNotFound, opt.OrganizationFrom)
+			}
 			return EABCredential{}, fmt.Errorf("%w: reseller %s", ErrNotFound, resellerID)
 		}
 		return EABCredential{}, fmt.Errorf("store: insert EAB credential: %w", err)
@@ -118,15 +131,17 @@ func (s *Store) GetEABCredential(ctx context.Context, kid string) (EABCredential
 		c   EABCredential
 		enc []byte
 		acc sql.NullString
+		org sql.NullString
 	)
 	err := s.db.QueryRowContext(ctx,
-		`SELECT kid, reseller_id, hmac_key_enc, products, reference, expires_at, created_at, used_at, account_id, revoked_at
+		`SELECT kid, reseller_id, hmac_key_enc, products, reference, expires_at, created_at, used_at, account_id, revoked_at,
+		        organization_application_id
 		 FROM acme_eab_credentials WHERE kid = $1`, kid).
-		Scan(&c.KID, &c.ResellerID, &enc, pq.Array(&c.Products), &c.Reference, &c.ExpiresAt, &c.CreatedAt, &c.UsedAt, &acc, &c.RevokedAt)
+		Scan(&c.KID, &c.ResellerID, &enc, pq.Array(&c.Products), &c.Reference, &c.ExpiresAt, &c.CreatedAt, &c.UsedAt, &acc, &c.RevokedAt, &org)
 	if err != nil {
 		return EABCredential{}, notFound(err, "EAB credential %s", kid)
 	}
-	c.AccountID = acc.String
+	c.AccountID, c.OrganizationFrom = acc.String, org.String
 	key, err := s.open("acme_eab_credentials", "hmac_key_enc", kid, enc)
 	if err != nil {
 		return EABCredential{}, err
@@ -143,14 +158,16 @@ func (s *Store) RevokeEABCredential(ctx context.Context, resellerID, kid string)
 	var (
 		c   EABCredential
 		acc sql.NullString
+		org sql.NullString
 	)
 	err := s.inTx(ctx, func(tx *sqlxTx) error {
 		err := tx.QueryRowContext(ctx,
 			`UPDATE acme_eab_credentials SET revoked_at = COALESCE(revoked_at, now())
 			 WHERE kid = $1 AND reseller_id = $2
-			 RETURNING kid, reseller_id, products, reference, expires_at, created_at, used_at, account_id, revoked_at`,
+			 RETURNING kid, reseller_id, products, reference, expires_at, created_at, used_at, account_id, revoked_at,
+			           organization_application_id`,
 			kid, resellerID).
-			Scan(&c.KID, &c.ResellerID, pq.Array(&c.Products), &c.Reference, &c.ExpiresAt, &c.CreatedAt, &c.UsedAt, &acc, &c.RevokedAt)
+			Scan(&c.KID, &c.ResellerID, pq.Array(&c.Products), &c.Reference, &c.ExpiresAt, &c.CreatedAt, &c.UsedAt, &acc, &c.RevokedAt, &org)
 		if err != nil {
 			return notFound(err, "EAB credential %s", kid)
 		}
@@ -163,7 +180,7 @@ func (s *Store) RevokeEABCredential(ctx context.Context, resellerID, kid string)
 	if err != nil {
 		return EABCredential{}, err
 	}
-	c.AccountID = acc.String
+	c.AccountID, c.OrganizationFrom = acc.String, org.String
 	return c, nil
 }
 

@@ -45,6 +45,9 @@ type Store interface {
 	GetACMEAuthz(ctx context.Context, accountID, id string) (store.ACMEAuthz, error)
 	GetReseller(ctx context.Context, id string) (store.Reseller, error)
 	GetACMEAccount(ctx context.Context, id string) (store.ACMEAccount, error)
+	// EABOrganization is the verified organisation an account's EAB
+	// credentials are bound to, checked as of now (server-ov orders).
+	EABOrganization(ctx context.Context, kid string) (store.VerifiedOrganization, error)
 }
 
 // Backend implements acme.Orders and acme.OrderStarter.
@@ -83,13 +86,22 @@ func problem(status int, typ, format string, a ...any) error {
 	return &acme.Error{Status: status, Type: typ, Detail: fmt.Sprintf(format, a...)}
 }
 
-// Allow refuses what CertDesk does not issue through ACME yet: OV and client
-// products (they need an EAB bound to a verified organisation) and names the
-// TLS profile forbids.
-func (b *Backend) Allow(_ context.Context, _ store.ACMEAccount, profile string, ids []store.ACMEIdentifier) error {
-	if profile != product.ServerDV {
+// Allow refuses what CertDesk does not issue through ACME: server-ov only
+// for accounts whose EAB credentials are bound to an organisation CertDesk
+// verified already (such an order then waits for staff review), client
+// products not at all, and names the TLS profile forbids.
+func (b *Backend) Allow(ctx context.Context, acct store.ACMEAccount, profile string, ids []store.ACMEIdentifier) error {
+	switch profile {
+	case product.ServerDV:
+	case product.ServerOV:
+		if _, err := b.organization(ctx, acct); err != nil {
+			return err
+		}
+	case product.ClientSign:
 		return problem(http.StatusForbidden, "unauthorized",
-			"profile %q is not offered through ACME yet: OV and client products need EAB credentials bound to an already verified organisation; use server-dv or the reseller API", profile)
+			"profile %q (S/MIME) is not offered through ACME: CertDesk has no ACME email identifier challenge (RFC 8823); use the reseller API", profile)
+	default:
+		return problem(http.StatusForbidden, "unauthorized", "profile %q is not offered through ACME", profile)
 	}
 	names := make([]string, 0, len(ids))
 	for _, id := range ids {
@@ -101,7 +113,27 @@ func (b *Backend) Allow(_ context.Context, _ store.ACMEAccount, profile string, 
 	return nil
 }
 
-// StartOrder starts the order's Application workflow.
+// organization is the verified organisation acct's EAB is bound to; an
+// account without one (or whose organisation's verification no longer
+// holds) is unauthorized with the reason.
+func (b *Backend) organization(ctx context.Context, acct store.ACMEAccount) (store.VerifiedOrganization, error) {
+	org, err := b.Store.EABOrganization(ctx, acct.EABKID)
+	switch {
+	case errors.Is(err, store.ErrNotVerified):
+		return org, problem(http.StatusForbidden, "unauthorized",
+			"profile %q needs EAB credentials bound to an organisation CertDesk has verified already (POST /v1/acme/eab with organization_from): %s",
+			product.ServerOV, strings.TrimPrefix(err.Error(), store.ErrNotVerified.Error()+": "))
+	case errors.Is(err, store.ErrNotFound):
+		return org, problem(http.StatusForbidden, "unauthorized",
+			"profile %q needs EAB credentials bound to an organisation CertDesk has verified already: the bound application is gone", product.ServerOV)
+	}
+	return org, err
+}
+
+// StartOrder starts the order's Application workflow. A server-ov order
+// carries the bound organisation's subject (O, L, ST, C, as its verified
+// certificate printed them) in the subscriber data, encrypted by the payload
+// codec as any OV application's, and only references in the ACME part.
 func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o store.ACMEOrder) error {
 	in := workflows.ACMEOrderInput{OrderID: o.ID, AccountID: acct.ID, ExpiresAt: o.ExpiresAt, AccountURI: acme.AccountURL(ctx, acct.ID)}
 	var domains []string
@@ -137,6 +169,18 @@ func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o stor
 	if err != nil {
 		return err
 	}
+	sub := activities.SubscriberData{Name: "ACME account " + acct.ID, Email: email}
+	review := ""
+	if o.Profile == product.ServerOV {
+		org, err := b.organization(ctx, acct)
+		if err != nil {
+			return err
+		}
+		sub.Organization, sub.Locality, sub.Province, sub.Country = org.Organization, org.Locality, org.Province, org.Country
+		in.Organization = &workflows.ACMEOrganization{ApplicationID: org.ApplicationID, VerificationID: org.VerificationID}
+		review = fmt.Sprintf("\nOrganisation: verified by application %s (identity verification %s); the order waits for the staff %s Update after finalize.",
+			org.ApplicationID, org.VerificationID, workflows.ReviewUpdate)
+	}
 	appID := ApplicationID(o.ID)
 	wid := workflows.ApplicationWorkflowID(appID)
 	_, err = b.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -145,7 +189,7 @@ func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o stor
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("%s Application %s: ACME order %s, %s certificate for reseller %s", Marker, appID, o.ID, o.Profile, acct.ResellerID),
 		StaticDetails: fmt.Sprintf("ACME order: %s\nACME account: %s\nEAB key id: %s\nProduct: %s\nReseller: %s\nDomains: %d\nValidity: %d days\nOrdered through the ACME server (RFC 8555): the client's challenge responses and finalize arrive as the %s and %s Updates.",
-			o.ID, acct.ID, acct.EABKID, o.Profile, acct.ResellerID, len(domains), days, workflows.ACMEChallengeUpdate, workflows.ACMEFinalizeUpdate),
+			o.ID, acct.ID, acct.EABKID, o.Profile, acct.ResellerID, len(domains), days, workflows.ACMEChallengeUpdate, workflows.ACMEFinalizeUpdate) + review,
 		Memo: map[string]any{"acme": map[string]string{"order": o.ID, "account": acct.ID}},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			cases.CaseType.ValueSet(cases.TypeApplication),
@@ -154,7 +198,7 @@ func (b *Backend) StartOrder(ctx context.Context, acct store.ACMEAccount, o stor
 		),
 	}, workflows.Application, workflows.ApplicationInput{
 		ApplicationID: appID, ResellerID: acct.ResellerID, Product: o.Profile, Domains: domains, ValidityDays: days,
-		Subscriber:  activities.SubscriberData{Name: "ACME account " + acct.ID, Email: email},
+		Subscriber:  sub,
 		Attestation: activities.Attestation{TermsVersion: TermsVersion, Truthful: true, AttestedAt: now},
 		ACME:        &in,
 	})

@@ -25,6 +25,10 @@ type eabRequest struct {
 	Products  []string   `json:"products"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Reference string     `json:"reference"`
+	// OrganizationFrom is the id of the reseller's issued server-ov
+	// application whose verified organisation the credentials are bound to
+	// (issue 16): the account may then order server-ov for it.
+	OrganizationFrom string `json:"organization_from"`
 }
 
 // Validate wants one or more distinct products, an expiry in the future
@@ -43,6 +47,14 @@ func (r *eabRequest) Validate(now time.Time) *api.Validation {
 		v.Add("expires_at", "out_of_range", "must be in the future and at most 366 days ahead")
 	}
 	textField(&v, "reference", r.Reference, 200, false)
+	if r.OrganizationFrom != "" {
+		switch {
+		case !idPattern.MatchString(r.OrganizationFrom):
+			v.Add("organization_from", "invalid", "an application id (app_…)")
+		case !slices.Contains(r.Products, product.ServerOV):
+			v.Add("organization_from", "needs_product", "binds an organisation for "+product.ServerOV+" orders: list "+product.ServerOV+" in products")
+		}
+	}
 	return &v
 }
 
@@ -58,6 +70,23 @@ type eabResponse struct {
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	AccountID string     `json:"account_id,omitempty"`
+	// OrganizationFrom is the application whose verified organisation the
+	// credentials are bound to.
+	OrganizationFrom string `json:"organization_from,omitempty"`
+}
+
+// organizationProblem is the 422 for an organization_from that names no
+// verified organisation of the reseller, or nil for any other err.
+func organizationProblem(err error, from string) *api.Problem {
+	var v api.Validation
+	switch {
+	case from == "":
+	case errors.Is(err, store.ErrNotFound):
+		v.Add("organization_from", "not_found", "no such application managed by this reseller")
+	case errors.Is(err, store.ErrNotVerified):
+		v.Add("organization_from", "not_verified", strings.TrimPrefix(err.Error(), store.ErrNotVerified.Error()+": "))
+	}
+	return v.Problem()
 }
 
 // eabStatus is unused, used, expired or revoked.
@@ -75,7 +104,8 @@ func eabStatus(c store.EABCredential, now time.Time) string {
 
 func eabJSON(c store.EABCredential, now time.Time) eabResponse {
 	return eabResponse{KID: c.KID, Status: eabStatus(c, now), Products: c.Products, Reference: c.Reference,
-		ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt.UTC(), RevokedAt: c.RevokedAt, AccountID: c.AccountID}
+		ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt.UTC(), RevokedAt: c.RevokedAt, AccountID: c.AccountID,
+		OrganizationFrom: c.OrganizationFrom}
 }
 
 // createEAB makes single-use External Account Binding credentials (RFC 8555
@@ -92,7 +122,12 @@ func (s *Server) createEAB(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	c, err := s.st.CreateEABCredential(r.Context(), resellerOf(r), req.Products, req.Reference, req.ExpiresAt)
+	c, err := s.st.CreateEABCredentialWith(r.Context(), resellerOf(r), store.EABOptions{
+		Products: req.Products, Reference: req.Reference, ExpiresAt: req.ExpiresAt, OrganizationFrom: req.OrganizationFrom})
+	if p := organizationProblem(err, req.OrganizationFrom); p != nil {
+		s.problem(w, r, p)
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, "create EAB credential", err)
 		return

@@ -39,7 +39,7 @@ type Store interface {
 	ListCertificatesBySPKI(ctx context.Context, spkiSHA256 []byte) ([]store.CertificateRef, error)
 
 	// ACME External Account Binding credentials of the calling reseller.
-	CreateEABCredential(ctx context.Context, resellerID string, products []string, reference string, expiresAt *time.Time) (store.EABCredential, error)
+	CreateEABCredentialWith(ctx context.Context, resellerID string, opt store.EABOptions) (store.EABCredential, error)
 	GetEABCredential(ctx context.Context, kid string) (store.EABCredential, error)
 	RevokeEABCredential(ctx context.Context, resellerID, kid string) (store.EABCredential, error)
 

@@ -380,8 +380,11 @@ type EABCredential struct {
 	Hmac *string `json:"hmac,omitempty"`
 
 	// Kid the EAB key identifier (certbot --eab-kid, acme-client externalAccountBinding.kid)
-	Kid      string    `json:"kid"`
-	Products []Product `json:"products"`
+	Kid string `json:"kid"`
+
+	// OrganizationFrom the server-ov application whose verified organisation the credentials are bound to
+	OrganizationFrom *string   `json:"organization_from,omitempty"`
+	Products         []Product `json:"products"`
 
 	// Reference the reseller's own reference for its customer
 	Reference string              `json:"reference"`
@@ -507,7 +510,18 @@ type GetDisclosureDraftParamsFormat string
 type CreateEABCredentialJSONBody struct {
 	// ExpiresAt unused credentials stop working then; at most 366 days ahead
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Products  []Product  `json:"products"`
+
+	// OrganizationFrom Binds the credentials to an organisation CertDesk has verified
+	// already: the id of this reseller's issued server-ov application
+	// whose identity verification passed (within the 825 days of
+	// BR §4.2.1). The account may then order profile server-ov;
+	// its certificates carry that certificate's organisation
+	// (O, L, ST, C) and every order waits for staff review as any
+	// OV application. products must include server-ov. An
+	// application that proves no verified organisation is a 422
+	// naming organization_from (not_found, not_verified).
+	OrganizationFrom *string   `json:"organization_from,omitempty"`
+	Products         []Product `json:"products"`
 
 	// Reference the reseller's own reference for its customer
 	Reference *string `json:"reference,omitempty"`
