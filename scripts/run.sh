@@ -191,10 +191,13 @@ done
 # for the loopback listener from the development CA, made at each start (it
 # lives 30 days). Clients trust the development root, $CERTDESK_CA_DIR/root.pem
 # (certbot: REQUESTS_CA_BUNDLE).
+# The worker's configuration checks that CERTDESK_ACME_TLS_CERT/KEY can be
+# read, so the command that makes them runs without them.
 export CERTDESK_ACME_ADDR="127.0.0.1:$ACME_PORT"
-export CERTDESK_ACME_TLS_CERT="$RUN/acme-tls.pem" CERTDESK_ACME_TLS_KEY="$RUN/acme-tls-key.pem"
-"$BIN/worker" listener-cert -cert "$CERTDESK_ACME_TLS_CERT" -key "$CERTDESK_ACME_TLS_KEY" -hosts 127.0.0.1,localhost \
+env -u CERTDESK_ACME_TLS_CERT -u CERTDESK_ACME_TLS_KEY \
+	"$BIN/worker" listener-cert -cert "$RUN/acme-tls.pem" -key "$RUN/acme-tls-key.pem" -hosts 127.0.0.1,localhost \
 	>"$RUN/logs/acme-tls.log" 2>&1 || { cat "$RUN/logs/acme-tls.log"; exit 1; }
+export CERTDESK_ACME_TLS_CERT="$RUN/acme-tls.pem" CERTDESK_ACME_TLS_KEY="$RUN/acme-tls-key.pem"
 start starter "$BIN/starter"
 wait_for "starter /readyz" 120 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 staff_cli_env
