@@ -275,6 +275,14 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, RefuseUpdate,
 		func(ctx workflow.Context, r DisclosureRefusal) (DisclosureState, error) {
+			if err := w.staffDecision(ctx, RefuseUpdate, r.Reviewer, fmt.Sprintf("refuse (ground %d)", r.Ground), func() error {
+				if w.committed || w.closed || w.refusal != nil {
+					return fmt.Errorf("disclosure %s is %s: a refusal is possible only before delivery", w.in.RequestID, w.state.Status)
+				}
+				return nil
+			}); err != nil {
+				return DisclosureState{}, err
+			}
 			w.refusal = &r
 			w.state.Refusal = &r
 			if w.cancelSteps != nil {
@@ -336,6 +344,14 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, PaperSentUpdate,
 		func(ctx workflow.Context, p PaperSent) (DisclosureState, error) {
+			if err := w.staffDecision(ctx, PaperSentUpdate, p.Reviewer, "sent", func() error {
+				if w.state.Status != DiscAwaitingPaper || w.paper != nil || w.refusal != nil {
+					return fmt.Errorf("disclosure %s is %s, not waiting for a paper delivery", w.in.RequestID, w.state.Status)
+				}
+				return nil
+			}); err != nil {
+				return DisclosureState{}, err
+			}
 			w.committed = true
 			w.paper = &p
 			w.state.PaperSent = &p
@@ -350,6 +366,31 @@ func (w *disclosure) setup(ctx workflow.Context) error {
 			}
 			return checkLoggedText("reference", p.Reference, false)
 		}})
+}
+
+// disclosureDecisionsChange is the change ID under which the refuse and
+// paper-sent Updates, like approve-disclosure, check that the reviewer is
+// active staff and audit the decision under that reviewer.
+const disclosureDecisionsChange = "disclosure-decisions-staff-checked"
+
+// staffDecision checks that reviewer is an active staff member and audits
+// the decision, for Updates recorded after disclosureDecisionsChange. The
+// check yields, so still says whether the decision can apply yet, before
+// the audit and after it.
+func (w *disclosure) staffDecision(ctx workflow.Context, update, reviewer, decision string, still func() error) error {
+	if workflow.GetVersion(ctx, disclosureDecisionsChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	if _, err := checkReviewer(ctx, reviewer); err != nil {
+		return err
+	}
+	if err := still(); err != nil {
+		return err
+	}
+	if err := auditDecision(ctx, update, reviewer, decision); err != nil {
+		return err
+	}
+	return still()
 }
 
 // checkPackageDecision says whether an approve-disclosure decision can

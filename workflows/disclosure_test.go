@@ -315,7 +315,16 @@ func TestDisclosureRefuseValidator(t *testing.T) {
 	// Paper-sent and a refusal in the same instant: the package is in the
 	// post, the refusal comes too late.
 	pdUpdate(env, 12*time.Hour, PaperSentUpdate, PaperSent{Reviewer: "dave", Reference: "RR123456789JP"}, nil)
-	pdUpdate(env, 12*time.Hour, RefuseUpdate, DisclosureRefusal{Ground: 1, Reviewer: "carol"}, &afterPaperSent)
+	// Both handlers check their reviewer first (they yield), so the
+	// validator may admit the refusal; its handler then finds the package
+	// in the post and fails.
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(RefuseUpdate, "refuse-after-paper", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { afterPaperSent = err },
+			OnAccept:   func() {},
+			OnComplete: func(_ any, err error) { afterPaperSent = err },
+		}, DisclosureRefusal{Ground: 1, Reviewer: "carol"})
+	}, 12*time.Hour)
 	runDisclosure(env, discInput(DeliveryPaper))
 	if res := discResult(t, env); res.Status != DiscDelivered {
 		t.Fatalf("result %+v", res)
@@ -474,18 +483,29 @@ func TestDisclosurePaperDeliveryIsAStaffTask(t *testing.T) {
 	r := &discRecorder{}
 	discMocks(env, r, discCase{verified: true, verifyAfter: time.Hour})
 	var waiting DisclosureState
-	var noReviewer, early error
+	var noReviewer, early, notStaff error
 	pdUpdate(env, 30*time.Minute, PaperSentUpdate, PaperSent{Reviewer: "dave"}, &early)
 	discQueryAt(env, 2*time.Hour, &waiting)
 	pdUpdate(env, 2*24*time.Hour, PaperSentUpdate, PaperSent{Reference: "RR123456789JP"}, &noReviewer)
+	// A reviewer who is not active staff: the handler's check refuses it.
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(PaperSentUpdate, "paper-by-nobody", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { notStaff = err }, OnAccept: func() {},
+			OnComplete: func(_ any, err error) { notStaff = err },
+		}, PaperSent{Reviewer: "nobody", Reference: "RR123456789JP"})
+	}, 2*24*time.Hour+time.Hour)
 	pdUpdate(env, 3*24*time.Hour, PaperSentUpdate, PaperSent{Reviewer: "dave", Reference: "RR123456789JP"}, nil)
 	runDisclosure(env, discInput(DeliveryPaper))
 	res := discResult(t, env)
 	if res.Status != DiscDelivered {
 		t.Fatalf("result %+v", res)
 	}
-	if early == nil || noReviewer == nil {
-		t.Fatalf("paper-sent before the package / without reviewer accepted: %v %v", early, noReviewer)
+	if early == nil || noReviewer == nil || notStaff == nil {
+		t.Fatalf("paper-sent before the package / without reviewer / by a non-staff reviewer accepted: %v %v %v", early, noReviewer, notStaff)
+	}
+	// The mailing is audited under the staff member who did it.
+	if len(staffDecisions) != 1 || staffDecisions[0].Reviewer != "dave" || staffDecisions[0].Update != PaperSentUpdate {
+		t.Fatalf("audited decisions %+v", staffDecisions)
 	}
 	if waiting.Status != DiscAwaitingPaper {
 		t.Fatalf("state before mailing %+v", waiting)
