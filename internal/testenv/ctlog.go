@@ -164,6 +164,9 @@ func NewCTLogs(t testing.TB, n int, rootsPEM []byte) *CTLogs {
 	return c
 }
 
+// ctStartTimeout bounds how long a log may take to answer after its start.
+const ctStartTimeout = 3 * time.Minute
+
 // StartCTLogs starts the logs, waits until each answers, makes one
 // submission to each (a fresh TesseraCT log can mishandle concurrent first
 // submissions, so tests and `make run` only see warmed-up logs), then writes
@@ -341,7 +344,9 @@ func (l *CTLog) Start() error {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	l.exited = exited
-	deadline := time.Now().Add(60 * time.Second)
+	// A readiness bound, not a speed expectation: a busy 2-core machine
+	// running test packages in parallel has been seen to need over a minute.
+	deadline := time.Now().Add(ctStartTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -359,7 +364,11 @@ func (l *CTLog) Start() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	l.stopLocked()
-	return fmt.Errorf("TesseraCT %s did not answer on %s within 60s; see %s", l.Name, l.SubmissionURL(), out.Name())
+	tail, _ := os.ReadFile(out.Name())
+	if len(tail) > 2000 {
+		tail = tail[len(tail)-2000:]
+	}
+	return fmt.Errorf("TesseraCT %s did not answer on %s within %s; its log %s ends:\n%s", l.Name, l.SubmissionURL(), ctStartTimeout, out.Name(), tail)
 }
 
 // Stop stops the log's process (its read API, served by the harness from
