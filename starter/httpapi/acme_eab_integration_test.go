@@ -28,14 +28,7 @@ func TestEABCredentialsAPI(t *testing.T) {
 	pool, st := newTestStore(t)
 	ts := httptest.NewServer(mustServer(t, Deps{DB: pool, Store: st}).Handler())
 	defer ts.Close()
-	keys := map[string]string{}
-	for _, id := range []string{"rs_eab_a", "rs_eab_b"} {
-		key, prefix, _ := store.GenerateAPIKey()
-		if err := st.CreateReseller(ctx, store.Reseller{ID: id, Name: id, APIKeyHash: store.HashAPIKey(key), APIKeyPrefix: prefix}); err != nil {
-			t.Fatal(err)
-		}
-		keys[id] = key
-	}
+	keys := addResellers(t, st, "rs_eab_a", "rs_eab_b")
 	type answer struct {
 		code int
 		hdr  http.Header
@@ -172,4 +165,22 @@ func TestEABCredentialsAPI(t *testing.T) {
 	if got, _ := st.GetACMEAccount(ctx, acct.ID); got.Status != "deactivated" {
 		t.Fatalf("account after revocation: %s, want deactivated", got.Status)
 	}
+}
+
+// addResellers creates resellers with the given ids and returns their API
+// keys by id.
+func addResellers(t *testing.T, st *store.Store, ids ...string) map[string]string {
+	t.Helper()
+	keys := map[string]string{}
+	for _, id := range ids {
+		key, prefix, err := store.GenerateAPIKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateReseller(context.Background(), store.Reseller{ID: id, Name: id, APIKeyHash: store.HashAPIKey(key), APIKeyPrefix: prefix}); err != nil {
+			t.Fatal(err)
+		}
+		keys[id] = key
+	}
+	return keys
 }

@@ -27,14 +27,7 @@ func TestEABOrganizationFrom(t *testing.T) {
 	pool, st := newTestStore(t)
 	ts := httptest.NewServer(mustServer(t, Deps{DB: pool, Store: st}).Handler())
 	defer ts.Close()
-	keys := map[string]string{}
-	for _, id := range []string{"rs_org_a", "rs_org_b"} {
-		key, prefix, _ := store.GenerateAPIKey()
-		if err := st.CreateReseller(ctx, store.Reseller{ID: id, Name: id, APIKeyHash: store.HashAPIKey(key), APIKeyPrefix: prefix}); err != nil {
-			t.Fatal(err)
-		}
-		keys[id] = key
-	}
+	keys := addResellers(t, st, "rs_org_a", "rs_org_b")
 	if _, err := storetest.VerifiedOV(ctx, st, "rs_org_a", "app_org_ok"); err != nil {
 		t.Fatal(err)
 	}
